@@ -1,0 +1,71 @@
+"""Request dependencies: settings, engine, service, and the caller's tenant from its API key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Cookie, Depends, Header, Request
+from sqlalchemy.engine import Engine
+
+from orchestrator.services import RunService
+from orchestrator.settings import Settings
+from orchestrator.store import keys
+
+
+class Unauthenticated(Exception):
+    """Missing, malformed, unknown or revoked key: one answer for all, so none can be told apart."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant_id: str
+    key_prefix: str
+
+    @property
+    def actor(self) -> str:
+        return f"key:{self.key_prefix}"
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_service(request: Request) -> RunService:
+    service: RunService = request.app.state.service
+    return service
+
+
+def _presented_key(authorization: str | None, x_api_key: str | None, cookie: str | None) -> str | None:
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+    return x_api_key or cookie or None
+
+
+def authenticate(
+    engine: Annotated[Engine, Depends(get_engine)],
+    authorization: Annotated[str | None, Header(description="`Bearer <api key>`")] = None,
+    x_api_key: Annotated[str | None, Header(description="The API key itself")] = None,
+    vai_token: Annotated[str | None, Cookie(description="The API key, as a cookie")] = None,
+) -> Principal:
+    presented = _presented_key(authorization, x_api_key, vai_token)
+    if not presented or len(presented) > 200:
+        raise Unauthenticated()
+    with engine.connect() as conn:
+        record = keys.find_active(conn, presented)
+    if record is None:
+        raise Unauthenticated()
+    return Principal(tenant_id=record.tenant_id, key_prefix=record.prefix)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+ServiceDep = Annotated[RunService, Depends(get_service)]
+PrincipalDep = Annotated[Principal, Depends(authenticate)]

@@ -1,0 +1,85 @@
+"""Exception -> response mapping. Bodies carry an error_code and a plain message, never a traceback,
+SQL text or the offending input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from orchestrator.api.cursor import InvalidCursor
+from orchestrator.api.deps import Unauthenticated
+from orchestrator.domain.errors import DomainError
+from orchestrator.services import IdempotencyConflict, InvalidRequest, RunNotFound
+
+log = structlog.get_logger(__name__)
+
+UNAUTHENTICATED_BODY = {"detail": "missing or invalid API key", "error_code": "unauthenticated"}
+NOT_FOUND_BODY = {"detail": "run not found", "error_code": "not_found"}
+
+
+def _error(status: int, detail: str, code: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail, "error_code": code}, status_code=status, headers=headers)
+
+
+def validation_items(errors: Any) -> list[dict[str, Any]]:
+    """Only loc, msg and type: the input itself may be large or secret, so it is never echoed."""
+    return [{"loc": list(e["loc"]), "msg": str(e["msg"]), "type": str(e["type"])} for e in errors]
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_items(exc.errors())}, status_code=422)
+
+    @app.exception_handler(InvalidRequest)
+    async def _invalid(_: Request, exc: InvalidRequest) -> JSONResponse:
+        return JSONResponse({"detail": validation_items(exc.errors)}, status_code=422)
+
+    @app.exception_handler(InvalidCursor)
+    async def _cursor(_: Request, exc: InvalidCursor) -> JSONResponse:
+        item = {"loc": ["query", "cursor"], "msg": str(exc), "type": "value_error"}
+        return JSONResponse({"detail": [item]}, status_code=422)
+
+    @app.exception_handler(Unauthenticated)
+    async def _unauthenticated(_: Request, __: Unauthenticated) -> JSONResponse:
+        return JSONResponse(UNAUTHENTICATED_BODY, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(RunNotFound)
+    async def _not_found(_: Request, __: RunNotFound) -> JSONResponse:
+        return JSONResponse(NOT_FOUND_BODY, status_code=404)
+
+    @app.exception_handler(DomainError)
+    async def _conflict(_: Request, exc: DomainError) -> JSONResponse:
+        return _error(409, str(exc), exc.code)
+
+    @app.exception_handler(IdempotencyConflict)
+    async def _idempotency(_: Request, exc: IdempotencyConflict) -> JSONResponse:
+        return _error(409, str(exc), "idempotency_conflict")
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(_: Request, __: OperationalError) -> JSONResponse:
+        log.warning("api.database_unavailable")
+        return _error(503, "database unavailable, retry shortly", "service_unavailable", {"Retry-After": "2"})
+
+    @app.exception_handler(DBAPIError)
+    async def _db_error(_: Request, __: DBAPIError) -> JSONResponse:
+        log.error("api.database_error")
+        return _error(500, "internal error", "internal_error")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, "error"
+        )
+        return _error(exc.status_code, str(exc.detail), code, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("api.unhandled", error_type=type(exc).__name__)
+        return _error(500, "internal error", "internal_error")

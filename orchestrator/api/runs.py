@@ -1,0 +1,143 @@
+"""The canonical API: /v1/runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.concurrency import run_in_threadpool
+
+from orchestrator.api import cursor
+from orchestrator.api.deps import EngineDep, PrincipalDep, ServiceDep, SettingsDep
+from orchestrator.api.errors import NOT_FOUND_BODY
+from orchestrator.api.views import created_view, event_view, run_view
+from orchestrator.projections import runner
+from orchestrator.readmodel import RunFilters, get_run, list_runs, run_events
+from orchestrator.services import RunNotFound, SubmitRequest
+from schemas.api import ErrorBody, EventList, RunCreateRequest, RunPage, RunView, ValidationErrorBody
+from schemas.runs import RunStatus
+
+router = APIRouter(prefix="/v1/runs", tags=["runs"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or invalid API key"},
+    404: {"model": ErrorBody, "description": "No such run for this tenant"},
+    422: {"model": ValidationErrorBody, "description": "Invalid input"},
+}
+
+
+def _read_run(engine: EngineDep, tenant_id: str, run_id: UUID) -> RunView:
+    with engine.connect() as conn:
+        row = get_run(conn, tenant_id, run_id)
+    if row is None:
+        raise RunNotFound(str(run_id))
+    return run_view(row)
+
+
+@router.post("", status_code=201, response_model=RunView, responses={**_ERRORS, 409: {"model": ErrorBody}})
+def submit_run(
+    body: RunCreateRequest,
+    principal: PrincipalDep,
+    service: ServiceDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> RunView:
+    """Submit a run. With an `Idempotency-Key`, a retry returns the run the first call created (200)."""
+    outcome = service.submit(
+        SubmitRequest(
+            tenant_id=principal.tenant_id,
+            kind=body.kind,
+            params=body.params,
+            task=body.task,
+            parent_id=body.parent_run_id,
+            labels=body.labels,
+            idempotency_key=idempotency_key,
+            actor=principal.actor,
+        )
+    )
+    if not outcome.created:
+        response.status_code = 200
+    # Read-your-writes: the caller's next GET should see what it just submitted.
+    caught_up = runner.wait_for(engine, outcome.position, settings.read_your_writes_seconds)
+    response.headers["Location"] = f"/v1/runs/{outcome.run_id}"
+    if not caught_up and outcome.created:
+        return created_view(outcome.recorded[0])
+    return _read_run(engine, principal.tenant_id, outcome.run_id)
+
+
+@router.get("", response_model=RunPage, responses=_ERRORS)
+def list_runs_route(
+    principal: PrincipalDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    status: RunStatus | None = None,
+    kind: Annotated[str | None, Query(max_length=64)] = None,
+    parent_id: UUID | None = None,
+    root_only: bool = False,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor_token: Annotated[str | None, Query(alias="cursor", max_length=512)] = None,
+) -> RunPage:
+    """Runs of the caller's tenant, newest first. Follow `next_cursor` for the next page."""
+    filters = RunFilters(
+        status=status.value if status else None,
+        kind=kind,
+        parent_id=parent_id,
+        root_only=root_only,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    secret = settings.secret_key or ""
+    after = None
+    if cursor_token:
+        position = cursor.decode(secret, cursor_token, principal.tenant_id, filters.as_dict())
+        try:
+            after = (datetime.fromisoformat(position["c"]), UUID(position["i"]))
+        except (KeyError, ValueError, TypeError):
+            raise cursor.InvalidCursor("malformed cursor") from None
+    with engine.connect() as conn:
+        rows = list_runs(conn, principal.tenant_id, filters, limit + 1, after)
+    page = [run_view(r) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = page[-1]
+        next_cursor = cursor.encode(
+            secret,
+            principal.tenant_id,
+            filters.as_dict(),
+            {"c": last.created_at.isoformat(), "i": str(last.id)},
+        )
+    return RunPage(data=page, next_cursor=next_cursor)
+
+
+@router.get("/{run_id}", response_model=RunView, responses=_ERRORS)
+def get_run_route(run_id: UUID, principal: PrincipalDep, engine: EngineDep) -> RunView:
+    return _read_run(engine, principal.tenant_id, run_id)
+
+
+@router.get("/{run_id}/events", response_model=EventList, responses=_ERRORS)
+def get_run_events(run_id: UUID, principal: PrincipalDep, engine: EngineDep) -> EventList:
+    """The run's event log in version order."""
+    with engine.connect() as conn:
+        rows = run_events(conn, principal.tenant_id, run_id)
+    if not rows:
+        raise RunNotFound(str(run_id))
+    return EventList(data=[event_view(r) for r in rows])
+
+
+@router.post("/{run_id}/cancel", response_model=RunView, responses={**_ERRORS, 409: {"model": ErrorBody}})
+async def cancel_run(
+    run_id: UUID, principal: PrincipalDep, service: ServiceDep, engine: EngineDep, settings: SettingsDep
+) -> RunView:
+    """Cancel: a pending run ends canceled at once; a running one is asked to stop (409 if finished)."""
+    outcome = await run_in_threadpool(service.cancel, principal.tenant_id, run_id, principal.actor)
+    await run_in_threadpool(runner.wait_for, engine, outcome.position, settings.read_your_writes_seconds)
+    return await run_in_threadpool(_read_run, engine, principal.tenant_id, run_id)
+
+
+__all__ = ["NOT_FOUND_BODY", "router"]

@@ -1,0 +1,217 @@
+"""decide(state, command) -> events: every rule about what may happen to a run, with no I/O."""
+
+from __future__ import annotations
+
+from orchestrator.domain.commands import (
+    Cancel,
+    Command,
+    ConfirmCancel,
+    CreateRun,
+    Fail,
+    FailAttempt,
+    FinishStep,
+    LoseAttempt,
+    RecordUsage,
+    ReportProgress,
+    StartAttempt,
+    StartStep,
+    Succeed,
+)
+from orchestrator.domain.errors import IllegalTransition, RunAlreadyExists, StaleAttempt
+from orchestrator.domain.lifecycle import is_terminal
+from orchestrator.domain.state import RunState
+from schemas.events import (
+    AttemptFailed,
+    AttemptLost,
+    CancelRequested,
+    Event,
+    ProgressReported,
+    RunCanceled,
+    RunCreated,
+    RunFailed,
+    RunStarted,
+    RunSucceeded,
+    StepFinished,
+    StepStarted,
+    UsageRecorded,
+)
+from schemas.runs import ErrorCode, RunStatus
+
+AttemptCommand = (
+    ReportProgress
+    | StartStep
+    | FinishStep
+    | RecordUsage
+    | Succeed
+    | Fail
+    | FailAttempt
+    | LoseAttempt
+    | ConfirmCancel
+)
+
+
+def decide(state: RunState, command: Command) -> list[Event]:
+    """Return the events that `command` produces on `state`, or raise a DomainError."""
+    if isinstance(command, CreateRun):
+        return _create(state, command)
+    if not state.exists or state.status is None:
+        raise IllegalTransition("run does not exist")
+    if is_terminal(state.status):
+        raise IllegalTransition(f"run is already {state.status.value}")
+    if isinstance(command, Cancel):
+        return _cancel(state, command)
+    if isinstance(command, StartAttempt):
+        return _start(state, command)
+    _require_current_attempt(state, command.attempt)
+    return _attempt_events(state, command)
+
+
+def _create(state: RunState, command: CreateRun) -> list[Event]:
+    if state.exists:
+        raise RunAlreadyExists("run already exists")
+    return [
+        RunCreated(
+            run_id=command.run_id,
+            tenant_id=command.tenant_id,
+            kind=command.kind,
+            params=command.params,
+            task=command.task,
+            parent_id=command.parent_id,
+            root_id=command.root_id or command.run_id,
+            depth=command.depth,
+            max_attempts=command.max_attempts,
+            labels=command.labels,
+        )
+    ]
+
+
+def _start(state: RunState, command: StartAttempt) -> list[Event]:
+    # Only the next attempt may start, and only when none is active: a duplicate or late
+    # delivery of an older message loses here, which is what makes delivery idempotent.
+    if state.attempt_active or command.attempt != state.attempt + 1:
+        raise StaleAttempt(f"attempt {command.attempt} cannot start; current attempt is {state.attempt}")
+    if command.attempt > state.max_attempts:
+        raise IllegalTransition("no attempts left")
+    return [RunStarted(attempt=command.attempt, worker=command.worker)]
+
+
+def _cancel(state: RunState, command: Cancel) -> list[Event]:
+    if state.status == RunStatus.PENDING or not state.attempt_active:
+        # Nothing is executing (never started, or waiting for a retry): cancel at once.
+        return [RunCanceled(attempt=state.attempt, reason=command.reason)]
+    if state.cancel_requested:
+        return []
+    return [CancelRequested(reason=command.reason)]
+
+
+def _require_current_attempt(state: RunState, attempt: int) -> None:
+    if state.status != RunStatus.RUNNING or not state.attempt_active or attempt != state.attempt:
+        raise StaleAttempt(f"attempt {attempt} is not the active attempt")
+
+
+def _attempt_events(state: RunState, command: AttemptCommand) -> list[Event]:
+    match command:
+        case ReportProgress():
+            return [
+                ProgressReported(
+                    attempt=command.attempt,
+                    done=command.done,
+                    total=command.total,
+                    counts=command.counts,
+                    message=command.message,
+                )
+            ]
+        case StartStep():
+            return [
+                StepStarted(
+                    attempt=command.attempt,
+                    step_key=command.step_key,
+                    sequence=command.sequence,
+                    tool_name=command.tool_name,
+                    input=command.input,
+                )
+            ]
+        case FinishStep():
+            return [
+                StepFinished(
+                    attempt=command.attempt,
+                    step_key=command.step_key,
+                    sequence=command.sequence,
+                    status=command.status,
+                    output=command.output,
+                    error=command.error,
+                    duration_ms=command.duration_ms,
+                )
+            ]
+        case RecordUsage():
+            return [
+                UsageRecorded(
+                    attempt=command.attempt,
+                    input_tokens=command.input_tokens,
+                    output_tokens=command.output_tokens,
+                    cached_input_tokens=command.cached_input_tokens,
+                    cache_write_tokens=command.cache_write_tokens,
+                    cost=command.cost,
+                )
+            ]
+        case Succeed():
+            return [RunSucceeded(attempt=command.attempt, result=command.result, metrics=command.metrics)]
+        case Fail():
+            return [
+                RunFailed(
+                    attempt=command.attempt,
+                    error_code=command.error_code,
+                    error=command.error,
+                    reason=command.reason,
+                )
+            ]
+        case FailAttempt():
+            return _fail_attempt(state, command)
+        case LoseAttempt():
+            return _lose_attempt(state, command)
+        case ConfirmCancel():
+            if not state.cancel_requested:
+                raise IllegalTransition("no cancel was requested")
+            return [RunCanceled(attempt=command.attempt, reason="cancel requested")]
+    raise IllegalTransition(f"unknown command {type(command).__name__}")  # pragma: no cover
+
+
+def _fail_attempt(state: RunState, command: FailAttempt) -> list[Event]:
+    if state.cancel_requested:
+        return [RunCanceled(attempt=command.attempt, reason="cancel requested")]
+    if command.attempt >= state.max_attempts:
+        return [
+            RunFailed(
+                attempt=command.attempt,
+                error_code=command.error_code,
+                error=command.error,
+                reason="max_attempts",
+            )
+        ]
+    return [
+        AttemptFailed(
+            attempt=command.attempt,
+            error_code=command.error_code,
+            error=command.error,
+            retry_at=command.retry_at,
+        )
+    ]
+
+
+def _lose_attempt(state: RunState, command: LoseAttempt) -> list[Event]:
+    if state.cancel_requested:
+        return [
+            AttemptLost(attempt=command.attempt, reason=command.reason),
+            RunCanceled(attempt=command.attempt, reason="cancel requested"),
+        ]
+    if command.attempt >= state.max_attempts:
+        return [
+            AttemptLost(attempt=command.attempt, reason=command.reason),
+            RunFailed(
+                attempt=command.attempt,
+                error_code=ErrorCode.INTERNAL_ERROR,
+                error=f"worker lost {command.attempt} times",
+                reason=command.reason,
+            ),
+        ]
+    return [AttemptLost(attempt=command.attempt, reason=command.reason, retry_at=command.retry_at)]

@@ -1,0 +1,30 @@
+"""The run lifecycle as data: allowed status transitions, the terminal set, event -> status."""
+
+from schemas.runs import RunStatus
+
+TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.CANCELED}),
+    RunStatus.RUNNING: frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELED}),
+    RunStatus.SUCCEEDED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELED: frozenset(),
+}
+
+TERMINAL: frozenset[RunStatus] = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
+
+# Events that move a run to a status; every other event leaves the status as it is.
+STATUS_AFTER_EVENT: dict[str, RunStatus] = {
+    "RunCreated": RunStatus.PENDING,
+    "RunStarted": RunStatus.RUNNING,
+    "RunSucceeded": RunStatus.SUCCEEDED,
+    "RunFailed": RunStatus.FAILED,
+    "RunCanceled": RunStatus.CANCELED,
+}
+
+
+def can_transition(current: RunStatus, target: RunStatus) -> bool:
+    return target in TRANSITIONS[current]
+
+
+def is_terminal(status: RunStatus) -> bool:
+    return status in TERMINAL

@@ -1,0 +1,148 @@
+"""Feeds projections from the log: batches in commit order, checkpoint in the same transaction.
+
+One projector per projection is active at a time (a session advisory lock); others wait as standbys
+and take over within a poll period when the holder's connection dies.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psycopg
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection, Engine
+
+from orchestrator.projections import runs as runs_projection
+from orchestrator.store.engine import libpq_url
+from orchestrator.store.events import EVENTS_CHANNEL, RecordedEvent, read_all
+from orchestrator.store.schema import projection_checkpoints
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Projection:
+    name: str
+    apply: Callable[[Connection, RecordedEvent], None]
+    reset: Callable[[Connection], None]
+
+    @property
+    def lock_key(self) -> int:
+        return zlib.crc32(f"orch_projection:{self.name}".encode())
+
+
+PROJECTIONS: tuple[Projection, ...] = (
+    Projection(runs_projection.NAME, runs_projection.apply, runs_projection.reset),
+)
+
+
+class CheckpointMoved(Exception):
+    """Another writer advanced the checkpoint under us; the batch is rolled back."""
+
+
+def _lock_checkpoint(conn: Connection, name: str) -> int:
+    conn.execute(insert(projection_checkpoints).values(name=name, position=0).on_conflict_do_nothing())
+    row = conn.execute(
+        sa.select(projection_checkpoints.c.position)
+        .where(projection_checkpoints.c.name == name)
+        .with_for_update()
+    ).scalar_one()
+    return int(row)
+
+
+def _advance(conn: Connection, name: str, old: int, new: int) -> None:
+    result = conn.execute(
+        projection_checkpoints.update()
+        .where(projection_checkpoints.c.name == name, projection_checkpoints.c.position == old)
+        .values(position=new, updated_at=sa.func.clock_timestamp())
+    )
+    if result.rowcount != 1:
+        raise CheckpointMoved(name)
+
+
+def catch_up_batch(engine: Engine, projection: Projection, batch_size: int = 500) -> int:
+    """Apply one batch; returns how many events were applied (0 when caught up)."""
+    with engine.begin() as conn:
+        position = _lock_checkpoint(conn, projection.name)
+        batch = read_all(conn, after=position, limit=batch_size)
+        for event in batch:
+            projection.apply(conn, event)
+        if batch:
+            _advance(conn, projection.name, position, batch[-1].position)
+        return len(batch)
+
+
+def catch_up(engine: Engine, projection: Projection, batch_size: int = 500) -> int:
+    total = 0
+    while applied := catch_up_batch(engine, projection, batch_size):
+        total += applied
+    return total
+
+
+def rebuild(engine: Engine, projection: Projection, batch_size: int = 2000) -> int:
+    """Replay from position 0 in one transaction: readers see the old rows until it commits."""
+    with engine.begin() as conn:
+        _lock_checkpoint(conn, projection.name)
+        projection.reset(conn)
+        position, total = 0, 0
+        while batch := read_all(conn, after=position, limit=batch_size):
+            for event in batch:
+                projection.apply(conn, event)
+            position = batch[-1].position
+            total += len(batch)
+        conn.execute(
+            projection_checkpoints.update()
+            .where(projection_checkpoints.c.name == projection.name)
+            .values(position=position, updated_at=sa.func.clock_timestamp())
+        )
+    return total
+
+
+def checkpoint(engine: Engine, name: str = runs_projection.NAME) -> int:
+    with engine.connect() as conn:
+        value = conn.execute(
+            sa.select(projection_checkpoints.c.position).where(projection_checkpoints.c.name == name)
+        ).scalar()
+    return int(value or 0)
+
+
+def wait_for(engine: Engine, position: int, timeout: float, name: str = runs_projection.NAME) -> bool:
+    """Block until the projection has applied `position` (read-your-writes), or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        if checkpoint(engine, name) >= position:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def run_projector(
+    engine: Engine, database_url: str, poll_seconds: float, stop: threading.Event, projection: Projection
+) -> None:
+    """Hold the projection's lock, then apply events as NOTIFY wakes us (polling as a fallback)."""
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as listen:
+        while not stop.is_set():
+            if listen.execute("SELECT pg_try_advisory_lock(%s)", (projection.lock_key,)).fetchone() == (
+                True,
+            ):
+                break
+            stop.wait(poll_seconds)
+        else:
+            return
+        log.info("projector.active", projection=projection.name)
+        listen.execute(f"LISTEN {EVENTS_CHANNEL}")
+        while not stop.is_set():
+            applied = catch_up(engine, projection)
+            if applied:
+                log.debug("projector.applied", projection=projection.name, events=applied)
+            for _ in listen.notifies(timeout=poll_seconds, stop_after=1):
+                pass

@@ -1,0 +1,101 @@
+"""Repairs what the broker loses. PostgreSQL holds the truth, so every pass re-derives what is owed:
+
+- a running attempt whose lease expired lost its worker: AttemptLost, then a new attempt or failure;
+- a dispatch that was published but never started within the dispatch timeout is published again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from uuid import UUID
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.engine import Engine
+
+from orchestrator.domain.commands import Command, LoseAttempt
+from orchestrator.domain.errors import DomainError
+from orchestrator.domain.state import RunState
+from orchestrator.services import RunNotFound, RunService
+from orchestrator.store import leases, outbox
+from orchestrator.store.schema import events
+from orchestrator.store.schema import outbox as outbox_table
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class PassReport:
+    lost_attempts: int
+    redispatched: int
+
+
+def _constant(command: LoseAttempt) -> Callable[[RunState], Command]:
+    return lambda _state: command
+
+
+def recover_expired_leases(service: RunService) -> int:
+    with service.engine.connect() as conn:
+        expired = leases.expired(conn)
+    recovered = 0
+    for lease in expired:
+        command = LoseAttempt(lease.attempt, "worker_lost", service.next_retry_at(lease.attempt))
+        try:
+            service.execute(lease.run_id, _constant(command), actor="reconciler")
+            recovered += 1
+            log.warning("reconciler.attempt_lost", run_id=str(lease.run_id), attempt=lease.attempt)
+        except (DomainError, RunNotFound):
+            # The attempt already ended or moved on; the lease row is just stale.
+            with service.engine.begin() as conn:
+                leases.release(conn, lease.run_id, attempt=lease.attempt)
+    return recovered
+
+
+def _stalled_dispatches(engine: Engine, timeout_seconds: float) -> list[tuple[UUID, str, int, str]]:
+    o, newer = outbox_table.alias("o"), outbox_table.alias("newer")
+    cutoff = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, timeout_seconds)
+    started_or_done = sa.exists().where(
+        events.c.stream_id == o.c.run_id,
+        sa.or_(
+            events.c.type.in_(("RunSucceeded", "RunFailed", "RunCanceled")),
+            sa.and_(events.c.type == "RunStarted", events.c.data["attempt"].as_integer() >= o.c.attempt),
+        ),
+    )
+    query = (
+        sa.select(o.c.run_id, o.c.tenant_id, o.c.attempt, o.c.queue)
+        .where(
+            o.c.sent_at < cutoff,
+            ~sa.exists().where(newer.c.run_id == o.c.run_id, newer.c.id > o.c.id),
+            ~started_or_done,
+        )
+        .limit(200)
+    )
+    with engine.connect() as conn:
+        return [(row[0], row[1], row[2], row[3]) for row in conn.execute(query)]
+
+
+def redispatch_stalled(service: RunService) -> int:
+    stalled = _stalled_dispatches(service.engine, service.settings.dispatch_timeout_seconds)
+    for run_id, tenant_id, attempt, queue in stalled:
+        with service.engine.begin() as conn:
+            outbox.enqueue(conn, run_id, tenant_id, attempt, queue)
+        log.warning("reconciler.redispatched", run_id=str(run_id), attempt=attempt)
+    return len(stalled)
+
+
+def reconcile_once(service: RunService) -> PassReport:
+    return PassReport(recover_expired_leases(service), redispatch_stalled(service))
+
+
+def run_reconciler(service: RunService, stop: threading.Event) -> None:
+    log.info("reconciler.active", every=service.settings.reconcile_interval_seconds)
+    while not stop.is_set():
+        try:
+            report = reconcile_once(service)
+            if report.lost_attempts or report.redispatched:
+                log.info("reconciler.pass", lost=report.lost_attempts, redispatched=report.redispatched)
+        except Exception as exc:  # the next pass retries; one bad pass must not kill the role
+            log.error("reconciler.pass_failed", error_type=type(exc).__name__)
+        stop.wait(service.settings.reconcile_interval_seconds)

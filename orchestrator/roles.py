@@ -1,0 +1,89 @@
+"""Long-running roles (relay, projector, reconciler) with clean shutdown on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+
+import structlog
+from sqlalchemy.engine import Engine
+
+from orchestrator.broker import EXECUTE_RUN_TASK, make_celery
+from orchestrator.projections.runner import PROJECTIONS, run_projector
+from orchestrator.reconciler import run_reconciler
+from orchestrator.relay import Publisher, run_relay
+from orchestrator.services import RunService
+from orchestrator.settings import Settings
+from orchestrator.store.outbox import OutboxMessage
+
+log = structlog.get_logger(__name__)
+
+
+def stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def _handler(signum: int, _frame: object) -> None:
+        log.info("role.stopping", signal=signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, _handler)
+    signal.signal(signal.SIGTERM, _handler)
+    return stop
+
+
+def run_until_stopped(target: Callable[[threading.Event], None], name: str) -> None:
+    """Run a role loop; a crash (say, the database restarting) restarts it after a pause."""
+    stop = stop_on_signals()
+    while not stop.is_set():
+        try:
+            target(stop)
+        except Exception as exc:
+            log.error("role.crashed", role=name, error_type=type(exc).__name__)
+            stop.wait(2.0)
+
+
+def celery_publisher(settings: Settings) -> Publisher:
+    app = make_celery(settings, settings.redis_url or "")
+
+    def publish(message: OutboxMessage) -> None:
+        app.send_task(
+            EXECUTE_RUN_TASK,
+            kwargs={"run_id": str(message.run_id), "attempt": message.attempt, "outbox_id": message.id},
+            queue=message.queue,
+        )
+
+    return publish
+
+
+def relay(settings: Settings, engine: Engine) -> None:
+    publish = celery_publisher(settings)
+    url = settings.database_url or ""
+    run_until_stopped(
+        lambda stop: run_relay(engine, url, publish, settings.relay_poll_seconds, stop), "relay"
+    )
+
+
+def projector(settings: Settings, engine: Engine) -> None:
+    url = settings.database_url or ""
+
+    def _all(stop: threading.Event) -> None:
+        threads = [
+            threading.Thread(
+                target=run_projector,
+                args=(engine, url, settings.projector_poll_seconds, stop, p),
+                daemon=True,
+            )
+            for p in PROJECTIONS
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    run_until_stopped(_all, "projector")
+
+
+def reconciler(settings: Settings, engine: Engine) -> None:
+    service = RunService(engine, settings)
+    run_until_stopped(lambda stop: run_reconciler(service, stop), "reconciler")

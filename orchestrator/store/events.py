@@ -1,0 +1,158 @@
+"""The append-only event store: one stream per run, a global commit-ordered position.
+
+Every function takes a Connection inside the caller's transaction, so an append commits together with
+whatever else the caller writes (outbox rows, leases, idempotency keys).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from orchestrator.store.schema import events
+from schemas.events import Event, event_from_stored, event_to_stored
+
+# Channel that wakes projectors, SSE streams and anything else tailing the log. The payload is only a
+# hint ("stream_id:position"); readers always read the log itself.
+EVENTS_CHANNEL = "orch_events"
+
+# Key of the transaction-scoped advisory lock taken by every append. Positions come from an identity
+# column, assigned at INSERT but visible at COMMIT: two concurrent appenders could commit 11 before 10,
+# and a reader that had already passed 11 would never see 10. Holding one lock from INSERT to COMMIT
+# makes appends commit in position order, so `position > checkpoint` never skips a late commit. Reads
+# take no lock. The price is one appender at a time, which keeps each append transaction short.
+APPEND_LOCK_KEY = 0x6F7263685F617070  # "orch_app"
+
+
+class ConcurrencyError(Exception):
+    """The stream's version was not the one the caller expected."""
+
+    def __init__(self, stream_id: UUID, expected: int, actual: int) -> None:
+        super().__init__(f"stream {stream_id}: expected version {expected}, found {actual}")
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    position: int
+    event_id: UUID
+    stream_id: UUID
+    version: int
+    tenant_id: str
+    type: str
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    recorded_at: datetime
+
+    def to_event(self) -> Event:
+        return event_from_stored(self.type, self.data)
+
+
+_COLUMNS = (
+    events.c.position,
+    events.c.event_id,
+    events.c.stream_id,
+    events.c.version,
+    events.c.tenant_id,
+    events.c.type,
+    events.c.data,
+    events.c.metadata,
+    events.c.recorded_at,
+)
+
+
+def _recorded(row: Any) -> RecordedEvent:
+    m = row._mapping
+    return RecordedEvent(
+        position=m["position"],
+        event_id=m["event_id"],
+        stream_id=m["stream_id"],
+        version=m["version"],
+        tenant_id=m["tenant_id"],
+        type=m["type"],
+        data=m["data"],
+        metadata=m["metadata"],
+        recorded_at=m["recorded_at"],
+    )
+
+
+def stream_version(conn: Connection, stream_id: UUID) -> int:
+    value = conn.execute(
+        sa.select(sa.func.max(events.c.version)).where(events.c.stream_id == stream_id)
+    ).scalar()
+    return int(value or 0)
+
+
+def append(
+    conn: Connection,
+    stream_id: UUID,
+    tenant_id: str,
+    new_events: Sequence[Event],
+    expected_version: int,
+    metadata: dict[str, Any] | None = None,
+) -> list[RecordedEvent]:
+    """Append events at `expected_version + 1...`, or raise ConcurrencyError. Commit is the caller's."""
+    if not new_events:
+        return []
+    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(APPEND_LOCK_KEY)))
+    # Under the append lock nobody else can append, so this check cannot race; the unique
+    # (stream_id, version) constraint stays as the last line of defence.
+    actual = stream_version(conn, stream_id)
+    if actual != expected_version:
+        raise ConcurrencyError(stream_id, expected_version, actual)
+    rows = [
+        {
+            "event_id": uuid.uuid4(),
+            "stream_id": stream_id,
+            "version": expected_version + offset + 1,
+            "tenant_id": tenant_id,
+            "type": event.type,
+            "data": event_to_stored(event),
+            "metadata": metadata or {},
+        }
+        for offset, event in enumerate(new_events)
+    ]
+    recorded = [_recorded(r) for r in conn.execute(events.insert().returning(*_COLUMNS), rows)]
+    recorded.sort(key=lambda r: r.version)
+    last = recorded[-1]
+    conn.execute(sa.select(sa.func.pg_notify(EVENTS_CHANNEL, f"{stream_id}:{last.position}")))
+    return recorded
+
+
+def read_stream(conn: Connection, stream_id: UUID, *, tenant_id: str | None = None) -> list[RecordedEvent]:
+    query = sa.select(*_COLUMNS).where(events.c.stream_id == stream_id).order_by(events.c.version)
+    if tenant_id is not None:
+        query = query.where(events.c.tenant_id == tenant_id)
+    return [_recorded(r) for r in conn.execute(query)]
+
+
+def read_stream_after(
+    conn: Connection, stream_id: UUID, tenant_id: str, after: int, limit: int = 500
+) -> list[RecordedEvent]:
+    """A stream's events past a global position, for live tails that resume by position."""
+    query = (
+        sa.select(*_COLUMNS)
+        .where(events.c.stream_id == stream_id, events.c.tenant_id == tenant_id, events.c.position > after)
+        .order_by(events.c.position)
+        .limit(limit)
+    )
+    return [_recorded(r) for r in conn.execute(query)]
+
+
+def read_all(conn: Connection, after: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+    """Events past `after` in commit order (see APPEND_LOCK_KEY): safe to checkpoint by position."""
+    query = sa.select(*_COLUMNS).where(events.c.position > after).order_by(events.c.position).limit(limit)
+    return [_recorded(r) for r in conn.execute(query)]
+
+
+def head_position(conn: Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.position), 0))).scalar_one())

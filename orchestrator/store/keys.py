@@ -1,0 +1,81 @@
+"""API key records: digests only, never the key itself."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from orchestrator import apikeys
+from orchestrator.store.schema import api_keys
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    id: UUID
+    tenant_id: str
+    prefix: str
+    name: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+_COLUMNS = (
+    api_keys.c.id,
+    api_keys.c.tenant_id,
+    api_keys.c.prefix,
+    api_keys.c.name,
+    api_keys.c.created_at,
+    api_keys.c.revoked_at,
+)
+
+
+def create(conn: Connection, tenant_id: str, name: str | None = None) -> tuple[str, KeyRecord]:
+    """Create a key; the plaintext is returned once and never stored."""
+    key = apikeys.generate()
+    row = conn.execute(
+        api_keys.insert()
+        .values(
+            id=uuid.uuid4(),
+            tenant_id=tenant_id,
+            digest=apikeys.digest(key),
+            prefix=apikeys.display_prefix(key),
+            name=name,
+        )
+        .returning(*_COLUMNS)
+    ).one()
+    return key, KeyRecord(*row)
+
+
+def find_active(conn: Connection, key: str) -> KeyRecord | None:
+    if not apikeys.is_well_formed(key):
+        return None
+    row = conn.execute(
+        sa.select(*_COLUMNS).where(api_keys.c.digest == apikeys.digest(key), api_keys.c.revoked_at.is_(None))
+    ).first()
+    return KeyRecord(*row) if row else None
+
+
+def revoke(conn: Connection, key_id_or_prefix: str) -> int:
+    """Revoke by id or display prefix; returns how many keys were revoked."""
+    condition = api_keys.c.prefix == key_id_or_prefix
+    with contextlib.suppress(ValueError):
+        condition = sa.or_(condition, api_keys.c.id == uuid.UUID(key_id_or_prefix))
+    result = conn.execute(
+        api_keys.update()
+        .where(condition, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=sa.func.clock_timestamp())
+    )
+    return result.rowcount
+
+
+def list_keys(conn: Connection, tenant_id: str | None = None) -> list[KeyRecord]:
+    query = sa.select(*_COLUMNS).order_by(api_keys.c.created_at)
+    if tenant_id is not None:
+        query = query.where(api_keys.c.tenant_id == tenant_id)
+    return [KeyRecord(*row) for row in conn.execute(query)]

@@ -1,0 +1,62 @@
+"""Run leases: a worker's claim on a running attempt, renewed in place (not logged)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection
+
+from orchestrator.store.schema import run_leases
+
+
+@dataclass(frozen=True)
+class ExpiredLease:
+    run_id: UUID
+    tenant_id: str
+    attempt: int
+
+
+def _expiry(seconds: float) -> sa.ColumnElement[object]:
+    return sa.func.clock_timestamp() + sa.func.make_interval(0, 0, 0, 0, 0, 0, seconds)
+
+
+def grant(conn: Connection, run_id: UUID, tenant_id: str, attempt: int, worker: str, seconds: float) -> None:
+    stmt = insert(run_leases).values(
+        run_id=run_id, tenant_id=tenant_id, attempt=attempt, worker=worker, expires_at=_expiry(seconds)
+    )
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[run_leases.c.run_id],
+            set_={"attempt": attempt, "worker": worker, "expires_at": _expiry(seconds)},
+        )
+    )
+
+
+def renew(conn: Connection, run_id: UUID, attempt: int, seconds: float) -> bool:
+    """Extend the lease; False when the attempt no longer holds it (it was lost or ended)."""
+    result = conn.execute(
+        run_leases.update()
+        .where(run_leases.c.run_id == run_id, run_leases.c.attempt == attempt)
+        .values(expires_at=_expiry(seconds))
+    )
+    return result.rowcount == 1
+
+
+def release(conn: Connection, run_id: UUID, attempt: int | None = None) -> None:
+    query = run_leases.delete().where(run_leases.c.run_id == run_id)
+    if attempt is not None:
+        query = query.where(run_leases.c.attempt == attempt)
+    conn.execute(query)
+
+
+def expired(conn: Connection, limit: int = 100) -> list[ExpiredLease]:
+    query = (
+        sa.select(run_leases.c.run_id, run_leases.c.tenant_id, run_leases.c.attempt)
+        .where(run_leases.c.expires_at < sa.func.clock_timestamp())
+        .order_by(run_leases.c.expires_at)
+        .limit(limit)
+    )
+    return [ExpiredLease(*row) for row in conn.execute(query)]

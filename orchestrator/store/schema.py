@@ -1,0 +1,127 @@
+"""Every table of the orchestrator, in one place. Alembic migrations create them; the app never does."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+metadata = sa.MetaData()
+
+NOW = sa.text("clock_timestamp()")
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("position", sa.BigInteger, sa.Identity(always=True), primary_key=True),
+    sa.Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+    sa.Column("stream_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("data", JSONB, nullable=False),
+    sa.Column("metadata", JSONB, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.UniqueConstraint("stream_id", "version", name="events_stream_version_key"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True),
+    sa.Column("run_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("queue", sa.Text, nullable=False),
+    sa.Column("not_before", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.Column("sent_at", sa.DateTime(timezone=True)),
+    sa.Index("outbox_unsent_idx", "not_before", "id", postgresql_where=sa.text("sent_at IS NULL")),
+    sa.Index("outbox_run_idx", "run_id"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("digest", sa.Text, nullable=False, unique=True),
+    sa.Column("prefix", sa.Text, nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("request_hash", sa.Text, nullable=False),
+    sa.Column("run_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+)
+
+run_leases = sa.Table(
+    "run_leases",
+    metadata,
+    sa.Column("run_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("worker", sa.Text, nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("run_leases_expires_idx", "expires_at"),
+)
+
+projection_checkpoints = sa.Table(
+    "projection_checkpoints",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+)
+
+# Read model: one row per run, folded from the log by orchestrator.projections.runs.
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("task", sa.Text),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("error_code", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("parent_id", UUID(as_uuid=True)),
+    sa.Column("root_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("depth", sa.Integer, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False),
+    sa.Column("retry_at", sa.DateTime(timezone=True)),
+    sa.Column("progress_done", sa.Integer, nullable=False),
+    sa.Column("progress_total", sa.Integer),
+    sa.Column("counts", JSONB, nullable=False),
+    sa.Column("params", JSONB, nullable=False),
+    sa.Column("labels", JSONB, nullable=False),
+    sa.Column("metrics", JSONB, nullable=False),
+    sa.Column("result", JSONB),
+    sa.Column("event_count", sa.Integer, nullable=False),
+    sa.Column("last_position", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("runs_tenant_created_idx", "tenant_id", sa.text("created_at DESC"), sa.text("id DESC")),
+    sa.Index(
+        "runs_tenant_status_created_idx",
+        "tenant_id",
+        "status",
+        sa.text("created_at DESC"),
+        sa.text("id DESC"),
+    ),
+    sa.Index(
+        "runs_tenant_kind_created_idx", "tenant_id", "kind", sa.text("created_at DESC"), sa.text("id DESC")
+    ),
+    sa.Index("runs_tenant_parent_idx", "tenant_id", "parent_id"),
+    sa.Index("runs_root_idx", "root_id"),
+)

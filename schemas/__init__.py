@@ -1,0 +1,1 @@
+"""Pydantic contracts shared by the orchestrator and the workers (a leaf package)."""

@@ -1,0 +1,155 @@
+"""Domain events: immutable facts about a run, stored as JSON in the event log.
+
+Names are past tense and never renamed; a change of meaning is a new event type.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.runs import ErrorCode
+
+
+class Event(BaseModel):
+    """Base of all run events. `type` is the stored discriminator."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    type: ClassVar[str]
+
+
+class RunCreated(Event):
+    type: ClassVar[str] = "RunCreated"
+    run_id: UUID
+    tenant_id: str
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    task: str | None = None
+    parent_id: UUID | None = None
+    root_id: UUID | None = None
+    depth: int = 0
+    max_attempts: int = 3
+    labels: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunStarted(Event):
+    type: ClassVar[str] = "RunStarted"
+    attempt: int
+    worker: str | None = None
+
+
+class ProgressReported(Event):
+    type: ClassVar[str] = "ProgressReported"
+    attempt: int
+    done: int
+    total: int | None = None
+    counts: dict[str, int] = Field(default_factory=dict)
+    message: str | None = None
+
+
+class StepStarted(Event):
+    type: ClassVar[str] = "StepStarted"
+    attempt: int
+    step_key: str
+    sequence: int
+    tool_name: str | None = None
+    input: dict[str, Any] = Field(default_factory=dict)
+
+
+class StepFinished(Event):
+    type: ClassVar[str] = "StepFinished"
+    attempt: int
+    step_key: str
+    sequence: int
+    status: str = "succeeded"
+    output: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    duration_ms: int | None = None
+
+
+class UsageRecorded(Event):
+    type: ClassVar[str] = "UsageRecorded"
+    attempt: int
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost: str = "0"
+
+
+class AttemptFailed(Event):
+    """A transient failure of one attempt; another attempt is scheduled at retry_at."""
+
+    type: ClassVar[str] = "AttemptFailed"
+    attempt: int
+    error_code: ErrorCode
+    error: str
+    retry_at: datetime
+
+
+class AttemptLost(Event):
+    """The worker running this attempt vanished (lease expired or never started)."""
+
+    type: ClassVar[str] = "AttemptLost"
+    attempt: int
+    reason: str
+    retry_at: datetime | None = None
+
+
+class CancelRequested(Event):
+    type: ClassVar[str] = "CancelRequested"
+    reason: str | None = None
+
+
+class RunSucceeded(Event):
+    type: ClassVar[str] = "RunSucceeded"
+    attempt: int
+    result: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunFailed(Event):
+    type: ClassVar[str] = "RunFailed"
+    attempt: int
+    error_code: ErrorCode
+    error: str
+    reason: str | None = None
+
+
+class RunCanceled(Event):
+    type: ClassVar[str] = "RunCanceled"
+    attempt: int
+    reason: str | None = None
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        RunCreated,
+        RunStarted,
+        ProgressReported,
+        StepStarted,
+        StepFinished,
+        UsageRecorded,
+        AttemptFailed,
+        AttemptLost,
+        CancelRequested,
+        RunSucceeded,
+        RunFailed,
+        RunCanceled,
+    )
+}
+
+TERMINAL_EVENT_TYPES = frozenset({RunSucceeded.type, RunFailed.type, RunCanceled.type})
+
+
+def event_from_stored(event_type: str, data: dict[str, Any]) -> Event:
+    """Rebuild a typed event from its stored type name and JSON data."""
+    return EVENT_TYPES[event_type].model_validate(data)
+
+
+def event_to_stored(event: Event) -> dict[str, Any]:
+    return event.model_dump(mode="json")

@@ -1,0 +1,51 @@
+"""Job kinds: the parameters each kind accepts and the queue it runs on.
+
+The API validates submissions against these models; workers bind a handler to each kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.runs import ErrorCode
+
+
+class QueueClass(StrEnum):
+    """Long and short kinds run on separate queues so a long run never blocks short ones."""
+
+    SHORT = "short"
+    LONG = "long"
+
+
+class SleepParams(BaseModel):
+    """The built-in `sleep` kind: waits, reports progress, optionally fails. Honest work for tests."""
+
+    model_config = ConfigDict(extra="forbid")
+    duration: float = Field(default=0.0, ge=0.0, le=3600.0, description="Seconds to sleep.")
+    steps: int = Field(default=1, ge=1, le=1000, description="Progress reports spread over the duration.")
+    fail: bool = Field(default=False, description="End the run failed instead of succeeded.")
+    fail_code: ErrorCode = ErrorCode.INTERNAL_ERROR
+    transient_failures: int = Field(
+        default=0, ge=0, le=10, description="Fail this many attempts with a retryable error first."
+    )
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    params_model: type[BaseModel]
+    queue: QueueClass
+    description: str
+
+
+JOB_KINDS: dict[str, JobKind] = {
+    "sleep": JobKind(
+        name="sleep",
+        params_model=SleepParams,
+        queue=QueueClass.SHORT,
+        description="Sleep for `duration` seconds, reporting progress; fails on request.",
+    ),
+}

@@ -1,0 +1,25 @@
+"""The Celery app with the orchestrator's task registered. Start it with `orchestrator worker`."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from celery import Celery
+
+from orchestrator.broker import EXECUTE_RUN_TASK, make_celery
+from orchestrator.settings import Settings, get_settings
+from workers import executor, runtime
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    if not settings.redis_url:
+        raise RuntimeError("ORCH_REDIS_URL is not set")
+    app = make_celery(settings, settings.redis_url)
+
+    @app.task(name=EXECUTE_RUN_TASK, acks_late=True)  # type: ignore[untyped-decorator]
+    def execute_run(run_id: str, attempt: int, outbox_id: int | None = None) -> str:
+        # Ids only: the task re-reads everything from PostgreSQL, so a stale message cannot mislead it.
+        return executor.execute(runtime.service(), UUID(run_id), attempt, runtime.worker_name())
+
+    return app

@@ -1,0 +1,85 @@
+"""What a running job sees: its params, progress and step reporting, and cancel checkpoints."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
+
+from orchestrator.domain.commands import Command, FinishStep, RecordUsage, ReportProgress, StartStep
+from orchestrator.domain.errors import DomainError
+from orchestrator.services import RunService
+from workers.errors import AttemptSuperseded, JobCanceled
+
+_CANCEL_CHECK_SECONDS = 0.2
+
+
+class JobContext:
+    def __init__(self, service: RunService, run_id: UUID, tenant_id: str, attempt: int) -> None:
+        self.service = service
+        self.run_id = run_id
+        self.tenant_id = tenant_id
+        self.attempt = attempt
+        self.lease_lost = False
+        self._sequence = 0
+        self._last_cancel_check = 0.0
+
+    def _write(self, command: Command) -> None:
+        try:
+            self.service.execute(self.run_id, lambda _s: command, actor=f"worker:attempt-{self.attempt}")
+        except DomainError as exc:
+            # The run ended or moved to another attempt without us: stop, write nothing more.
+            raise AttemptSuperseded(str(exc)) from None
+
+    def checkpoint(self) -> None:
+        """Stop here if the run was canceled or this attempt lost its lease."""
+        if self.lease_lost:
+            raise AttemptSuperseded("lease lost")
+        self._last_cancel_check = time.monotonic()
+        if self.service.cancel_requested(self.run_id):
+            raise JobCanceled()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep in short slices, honouring cancel requests within a fraction of a second."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.05))
+            if time.monotonic() - self._last_cancel_check >= _CANCEL_CHECK_SECONDS:
+                self.checkpoint()
+
+    def progress(
+        self,
+        done: int,
+        total: int | None = None,
+        counts: dict[str, int] | None = None,
+        message: str | None = None,
+    ) -> None:
+        self.checkpoint()
+        self._write(ReportProgress(self.attempt, done, total, counts or {}, message))
+
+    def usage(self, **tokens: Any) -> None:
+        self._write(RecordUsage(self.attempt, **tokens))
+
+    @contextmanager
+    def step(
+        self, step_key: str, tool_name: str | None = None, input: dict[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Record a step around a block; the block fills the yielded dict with the step's output."""
+        self.checkpoint()
+        self._sequence += 1
+        sequence = self._sequence
+        self._write(StartStep(self.attempt, step_key, sequence, tool_name, input or {}))
+        started = time.monotonic()
+        output: dict[str, Any] = {}
+        try:
+            yield output
+        except Exception as exc:
+            elapsed = int((time.monotonic() - started) * 1000)
+            self._write(
+                FinishStep(self.attempt, step_key, sequence, "failed", output, type(exc).__name__, elapsed)
+            )
+            raise
+        elapsed = int((time.monotonic() - started) * 1000)
+        self._write(FinishStep(self.attempt, step_key, sequence, "succeeded", output, None, elapsed))

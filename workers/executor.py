@@ -1,0 +1,96 @@
+"""Runs one delivery of one attempt: start it (or drop it), keep its lease, record how it ended.
+
+Deliveries are at least once. Only the next attempt of a live run may start, so a duplicate or stale
+message is acknowledged and dropped; every later write names the attempt, so a zombie cannot write.
+"""
+
+from __future__ import annotations
+
+import threading
+from uuid import UUID
+
+import structlog
+
+from orchestrator.domain.commands import Command, ConfirmCancel, Fail, FailAttempt, Succeed
+from orchestrator.domain.errors import DomainError
+from orchestrator.services import RunService
+from schemas.runs import ErrorCode
+from workers.context import JobContext
+from workers.errors import AttemptSuperseded, JobCanceled, JobError, RetryableJobError
+from workers.jobs import HANDLERS
+
+log = structlog.get_logger(__name__)
+
+
+class LeaseKeeper(threading.Thread):
+    """Renews the attempt's lease in the background; flags the context when the lease is gone."""
+
+    def __init__(self, service: RunService, ctx: JobContext, every: float) -> None:
+        super().__init__(daemon=True, name=f"lease-{ctx.run_id}")
+        self.service, self.ctx, self.every = service, ctx, every
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.every):
+            try:
+                if not self.service.renew_lease(self.ctx.run_id, self.ctx.attempt):
+                    self.ctx.lease_lost = True
+                    return
+            except Exception:  # a database blip: try again next period; the lease is 6x longer
+                log.warning("lease.renew_failed", run_id=str(self.ctx.run_id))
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def execute(service: RunService, run_id: UUID, attempt: int, worker: str) -> str:
+    """Returns what happened: dropped, succeeded, failed, retrying, canceled or superseded."""
+    bound = log.bind(run_id=str(run_id), attempt=attempt)
+    started = service.start_attempt(run_id, attempt, worker)
+    if started is None:
+        bound.info("delivery.dropped")
+        return "dropped"
+    state = started.state
+    bound = bound.bind(tenant_id=state.tenant_id, kind=state.kind)
+    ctx = JobContext(service, run_id, state.tenant_id, attempt)
+    keeper = LeaseKeeper(service, ctx, service.settings.lease_renew_seconds)
+    keeper.start()
+    try:
+        command, outcome = _run_job(ctx, state.kind, state.params, service)
+    finally:
+        keeper.stop()
+    if command is None:
+        bound.warning("attempt.superseded")
+        return outcome
+    try:
+        service.execute(run_id, lambda _s: command, actor=worker)
+    except DomainError as exc:
+        bound.warning("attempt.end_rejected", reason=str(exc))
+        return "superseded"
+    bound.info("attempt.ended", outcome=outcome)
+    return outcome
+
+
+def _run_job(
+    ctx: JobContext, kind: str, params: dict[str, object], service: RunService
+) -> tuple[Command | None, str]:
+    attempt = ctx.attempt
+    handler_entry = HANDLERS.get(kind)
+    if handler_entry is None:
+        return Fail(attempt, ErrorCode.INTERNAL_ERROR, f"no worker handles kind {kind!r}"), "failed"
+    params_model, handler = handler_entry
+    try:
+        result = handler(ctx, params_model.model_validate(params))
+    except JobCanceled:
+        return ConfirmCancel(attempt), "canceled"
+    except AttemptSuperseded:
+        return None, "superseded"
+    except RetryableJobError as exc:
+        return FailAttempt(attempt, exc.code, exc.message, service.next_retry_at(attempt)), "retrying"
+    except JobError as exc:
+        return Fail(attempt, exc.code, exc.message), "failed"
+    except Exception as exc:
+        # The message may hold SQL, paths or secrets: record only the exception's type.
+        log.exception("job.crashed", run_id=str(ctx.run_id))
+        return Fail(attempt, ErrorCode.INTERNAL_ERROR, f"job crashed ({type(exc).__name__})"), "failed"
+    return Succeed(attempt, result or {}), "succeeded"

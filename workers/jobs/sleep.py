@@ -1,0 +1,29 @@
+"""The built-in `sleep` kind: really sleeps, reports progress, fails or retries on request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas.jobs import SleepParams
+from schemas.runs import ErrorCode
+from workers.context import JobContext
+from workers.errors import JobError, RetryableJobError
+
+__all__ = ["SleepParams", "run"]
+
+
+def run(ctx: JobContext, params: SleepParams) -> dict[str, Any]:
+    if ctx.attempt <= params.transient_failures:
+        raise RetryableJobError(
+            ErrorCode.SERVICE_UNAVAILABLE, f"transient failure requested (attempt {ctx.attempt})"
+        )
+    if params.duration > 0:
+        slice_seconds = params.duration / params.steps
+        for done in range(1, params.steps + 1):
+            ctx.sleep(slice_seconds)
+            ctx.progress(done, params.steps)
+    else:
+        ctx.checkpoint()
+    if params.fail:
+        raise JobError(params.fail_code, "failure requested by the run's parameters")
+    return {"slept_seconds": params.duration}
