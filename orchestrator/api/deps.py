@@ -21,6 +21,7 @@ class Unauthenticated(Exception):
 class Principal:
     tenant_id: str
     key_prefix: str
+    tenants: frozenset[str] = frozenset()
 
     @property
     def actor(self) -> str:
@@ -62,7 +63,7 @@ def authenticate(
         record = keys.find_active(conn, presented)
     if record is None:
         raise Unauthenticated()
-    return Principal(tenant_id=record.tenant_id, key_prefix=record.prefix)
+    return Principal(tenant_id=record.tenant_id, key_prefix=record.prefix, tenants=record.tenants)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

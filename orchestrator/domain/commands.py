@@ -22,6 +22,7 @@ class CreateRun:
     depth: int = 0
     max_attempts: int = 3
     labels: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,7 @@ def _create(state: RunState, command: CreateRun) -> list[Event]:
             depth=command.depth,
             max_attempts=command.max_attempts,
             labels=command.labels,
+            attributes=command.attributes,
         )
     ]
 

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.projections import runs as runs_projection
+from orchestrator.projections import steps as steps_projection
 from orchestrator.store.engine import libpq_url
 from orchestrator.store.events import EVENTS_CHANNEL, RecordedEvent, read_all
 from orchestrator.store.schema import projection_checkpoints
@@ -39,6 +40,7 @@ class Projection:
 
 PROJECTIONS: tuple[Projection, ...] = (
     Projection(runs_projection.NAME, runs_projection.apply, runs_projection.reset),
+    Projection(steps_projection.NAME, steps_projection.apply, steps_projection.reset),
 )
 
 

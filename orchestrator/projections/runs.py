@@ -17,13 +17,8 @@ from orchestrator.store.events import RecordedEvent
 from orchestrator.store.schema import runs
 
 NAME = "runs"
-TABLES = (runs,)
 
 Handler = Callable[[RecordedEvent], dict[str, Any]]
-
-
-def _created(event: RecordedEvent) -> dict[str, Any]:
-    raise AssertionError("RunCreated is inserted, not updated")  # pragma: no cover
 
 
 def _started(event: RecordedEvent) -> dict[str, Any]:
@@ -88,17 +83,27 @@ def _canceled(event: RecordedEvent) -> dict[str, Any]:
     return {"status": "canceled", "finished_at": event.recorded_at, "retry_at": None}
 
 
+def _usage(event: RecordedEvent) -> dict[str, Any]:
+    d = event.data
+    return {
+        "usage_input_tokens": runs.c.usage_input_tokens + d.get("input_tokens", 0),
+        "usage_output_tokens": runs.c.usage_output_tokens + d.get("output_tokens", 0),
+        "usage_cached_input_tokens": runs.c.usage_cached_input_tokens + d.get("cached_input_tokens", 0),
+        "usage_cache_write_tokens": runs.c.usage_cache_write_tokens + d.get("cache_write_tokens", 0),
+        "usage_cost": runs.c.usage_cost + sa.cast(d.get("cost", "0"), sa.Numeric),
+    }
+
+
 def _unchanged(event: RecordedEvent) -> dict[str, Any]:
     return {}
 
 
 HANDLERS: dict[str, Handler] = {
-    "RunCreated": _created,
     "RunStarted": _started,
     "ProgressReported": _progress,
     "StepStarted": _unchanged,
     "StepFinished": _unchanged,
-    "UsageRecorded": _unchanged,
+    "UsageRecorded": _usage,
     "AttemptFailed": _attempt_failed,
     "AttemptLost": _attempt_lost,
     "CancelRequested": _cancel_requested,
@@ -139,6 +144,7 @@ def _insert(conn: Connection, event: RecordedEvent) -> None:
             counts={},
             params=data.get("params") or {},
             labels=data.get("labels") or {},
+            attributes=data.get("attributes") or {},
             metrics={},
             event_count=1,
             last_position=event.position,

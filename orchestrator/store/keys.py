@@ -6,6 +6,7 @@ import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -23,6 +24,12 @@ class KeyRecord:
     name: str | None
     created_at: datetime
     revoked_at: datetime | None
+    grants: tuple[str, ...] = ()
+
+    @property
+    def tenants(self) -> frozenset[str]:
+        """Every tenant this key may act for: its own and any granted."""
+        return frozenset((self.tenant_id, *self.grants))
 
 
 _COLUMNS = (
@@ -32,10 +39,26 @@ _COLUMNS = (
     api_keys.c.name,
     api_keys.c.created_at,
     api_keys.c.revoked_at,
+    api_keys.c.grants,
 )
 
 
-def create(conn: Connection, tenant_id: str, name: str | None = None) -> tuple[str, KeyRecord]:
+def _record(row: Any) -> KeyRecord:
+    m = row._mapping
+    return KeyRecord(
+        id=m["id"],
+        tenant_id=m["tenant_id"],
+        prefix=m["prefix"],
+        name=m["name"],
+        created_at=m["created_at"],
+        revoked_at=m["revoked_at"],
+        grants=tuple(m["grants"] or ()),
+    )
+
+
+def create(
+    conn: Connection, tenant_id: str, name: str | None = None, grants: tuple[str, ...] = ()
+) -> tuple[str, KeyRecord]:
     """Create a key; the plaintext is returned once and never stored."""
     key = apikeys.generate()
     row = conn.execute(
@@ -46,10 +69,11 @@ def create(conn: Connection, tenant_id: str, name: str | None = None) -> tuple[s
             digest=apikeys.digest(key),
             prefix=apikeys.display_prefix(key),
             name=name,
+            grants=list(grants),
         )
         .returning(*_COLUMNS)
     ).one()
-    return key, KeyRecord(*row)
+    return key, _record(row)
 
 
 def find_active(conn: Connection, key: str) -> KeyRecord | None:
@@ -58,7 +82,7 @@ def find_active(conn: Connection, key: str) -> KeyRecord | None:
     row = conn.execute(
         sa.select(*_COLUMNS).where(api_keys.c.digest == apikeys.digest(key), api_keys.c.revoked_at.is_(None))
     ).first()
-    return KeyRecord(*row) if row else None
+    return _record(row) if row else None
 
 
 def revoke(conn: Connection, key_id_or_prefix: str) -> int:
@@ -78,4 +102,4 @@ def list_keys(conn: Connection, tenant_id: str | None = None) -> list[KeyRecord]
     query = sa.select(*_COLUMNS).order_by(api_keys.c.created_at)
     if tenant_id is not None:
         query = query.where(api_keys.c.tenant_id == tenant_id)
-    return [KeyRecord(*row) for row in conn.execute(query)]
+    return [_record(row) for row in conn.execute(query)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 metadata = sa.MetaData()
 
@@ -49,6 +49,8 @@ api_keys = sa.Table(
     sa.Column("name", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    # Further tenants this key may act for on surfaces that name the tenant (taxonomy's tenant_id).
+    sa.Column("grants", ARRAY(sa.Text), nullable=False, server_default=sa.text("'{}'::text[]")),
 )
 
 idempotency_keys = sa.Table(
@@ -103,8 +105,14 @@ runs = sa.Table(
     sa.Column("counts", JSONB, nullable=False),
     sa.Column("params", JSONB, nullable=False),
     sa.Column("labels", JSONB, nullable=False),
+    sa.Column("attributes", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     sa.Column("metrics", JSONB, nullable=False),
     sa.Column("result", JSONB),
+    sa.Column("usage_input_tokens", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("usage_output_tokens", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("usage_cached_input_tokens", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("usage_cache_write_tokens", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("usage_cost", sa.Numeric, nullable=False, server_default="0"),
     sa.Column("event_count", sa.Integer, nullable=False),
     sa.Column("last_position", sa.BigInteger, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -124,4 +132,24 @@ runs = sa.Table(
     ),
     sa.Index("runs_tenant_parent_idx", "tenant_id", "parent_id"),
     sa.Index("runs_root_idx", "root_id"),
+    sa.Index("runs_attributes_idx", "attributes", postgresql_using="gin"),
+)
+
+# Read model: the steps of each attempt, folded by orchestrator.projections.steps.
+run_steps = sa.Table(
+    "run_steps",
+    metadata,
+    sa.Column("run_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("attempt", sa.Integer, primary_key=True),
+    sa.Column("sequence", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("step_key", sa.Text, nullable=False),
+    sa.Column("tool_name", sa.Text),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("input", JSONB, nullable=False),
+    sa.Column("output", JSONB),
+    sa.Column("error", sa.Text),
+    sa.Column("duration_ms", sa.Integer),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("completed_at", sa.DateTime(timezone=True)),
 )
