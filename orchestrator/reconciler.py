@@ -15,12 +15,12 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Engine
 
-from orchestrator.domain.commands import Command, LoseAttempt
+from orchestrator.domain.commands import Command, ForceCancel, LoseAttempt
 from orchestrator.domain.errors import DomainError
 from orchestrator.domain.state import RunState
 from orchestrator.services import RunNotFound, RunService
 from orchestrator.store import leases, outbox
-from orchestrator.store.schema import events
+from orchestrator.store.schema import events, runs
 from orchestrator.store.schema import outbox as outbox_table
 
 log = structlog.get_logger(__name__)
@@ -30,6 +30,7 @@ log = structlog.get_logger(__name__)
 class PassReport:
     lost_attempts: int
     redispatched: int
+    forced_cancels: int
 
 
 def _constant(command: LoseAttempt) -> Callable[[RunState], Command]:
@@ -85,8 +86,41 @@ def redispatch_stalled(service: RunService) -> int:
     return len(stalled)
 
 
+def _overdue_cancels(engine: Engine, grace_seconds: float) -> list[UUID]:
+    cutoff = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, grace_seconds)
+    finished = sa.exists().where(
+        events.c.stream_id == runs.c.id, events.c.type.in_(("RunSucceeded", "RunFailed", "RunCanceled"))
+    )
+    requested_before = sa.exists().where(
+        events.c.stream_id == runs.c.id, events.c.type == "CancelRequested", events.c.recorded_at < cutoff
+    )
+    query = (
+        sa.select(runs.c.id)
+        .where(runs.c.status == "running", runs.c.cancel_requested.is_(True), requested_before, ~finished)
+        .limit(200)
+    )
+    with engine.connect() as conn:
+        return [row[0] for row in conn.execute(query)]
+
+
+def force_overdue_cancels(service: RunService) -> int:
+    """A cancel has a guaranteed outcome: past the grace period the run ends canceled anyway, and the
+    worker, whose lease is released with it, stops or is terminated."""
+    forced = 0
+    for run_id in _overdue_cancels(service.engine, service.settings.cancel_grace_seconds):
+        try:
+            service.execute(run_id, lambda _s: ForceCancel(), actor="reconciler")
+            forced += 1
+            log.warning("reconciler.cancel_forced", run_id=str(run_id))
+        except (DomainError, RunNotFound):
+            pass
+    return forced
+
+
 def reconcile_once(service: RunService) -> PassReport:
-    return PassReport(recover_expired_leases(service), redispatch_stalled(service))
+    return PassReport(
+        recover_expired_leases(service), redispatch_stalled(service), force_overdue_cancels(service)
+    )
 
 
 def run_reconciler(service: RunService, stop: threading.Event) -> None:
@@ -94,8 +128,8 @@ def run_reconciler(service: RunService, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             report = reconcile_once(service)
-            if report.lost_attempts or report.redispatched:
-                log.info("reconciler.pass", lost=report.lost_attempts, redispatched=report.redispatched)
+            if report.lost_attempts or report.redispatched or report.forced_cancels:
+                log.info("reconciler.pass", **report.__dict__)
         except Exception as exc:  # the next pass retries; one bad pass must not kill the role
             log.error("reconciler.pass_failed", error_type=type(exc).__name__)
         stop.wait(service.settings.reconcile_interval_seconds)

@@ -50,11 +50,12 @@ def celery_publisher(settings: Settings) -> Publisher:
     app = make_celery(settings, settings.redis_url or "")
 
     def publish(message: OutboxMessage) -> None:
-        app.send_task(
-            EXECUTE_RUN_TASK,
-            kwargs={"run_id": str(message.run_id), "attempt": message.attempt, "outbox_id": message.id},
-            queue=message.queue,
-        )
+        for _ in range(settings.relay_publish_copies):
+            app.send_task(
+                EXECUTE_RUN_TASK,
+                kwargs={"run_id": str(message.run_id), "attempt": message.attempt, "outbox_id": message.id},
+                queue=message.queue,
+            )
 
     return publish
 

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     task_time_limit_seconds: int = Field(default=3600, gt=0)
     visibility_timeout_seconds: int = Field(default=7200, gt=0)
     relay_poll_seconds: float = Field(default=0.5, gt=0)
+    relay_publish_copies: int = Field(
+        default=1, ge=1, le=10, description="Fault drills: publish each message N times."
+    )
     projector_poll_seconds: float = Field(default=1.0, gt=0)
     read_your_writes_seconds: float = Field(default=2.0, ge=0)
 

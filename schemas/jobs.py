@@ -31,6 +31,12 @@ class SleepParams(BaseModel):
     transient_failures: int = Field(
         default=0, ge=0, le=10, description="Fail this many attempts with a retryable error first."
     )
+    crash_attempts: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="Kill the worker process in this many attempts first (fault drills).",
+    )
 
 
 class OpaqueParams(BaseModel):

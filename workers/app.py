@@ -5,10 +5,16 @@ from __future__ import annotations
 from uuid import UUID
 
 from celery import Celery
+from celery.signals import worker_process_init, worker_ready
 
 from orchestrator.broker import EXECUTE_RUN_TASK, make_celery
 from orchestrator.settings import Settings, get_settings
-from workers import executor, runtime
+from workers import executor, runtime, shutdown
+
+
+@worker_process_init.connect  # type: ignore[untyped-decorator]
+def _in_pool_child(**_: object) -> None:
+    shutdown.mark_pool_child()
 
 
 def create_app(settings: Settings | None = None) -> Celery:
@@ -16,10 +22,18 @@ def create_app(settings: Settings | None = None) -> Celery:
     if not settings.redis_url:
         raise RuntimeError("ORCH_REDIS_URL is not set")
     app = make_celery(settings, settings.redis_url)
+    grace = settings.worker_shutdown_seconds
+
+    def _on_ready(**_: object) -> None:
+        shutdown.chain_sigterm(max(0.0, grace - 0.5))
+
+    worker_ready.connect(_on_ready, weak=False)
 
     @app.task(name=EXECUTE_RUN_TASK, acks_late=True)  # type: ignore[untyped-decorator]
     def execute_run(run_id: str, attempt: int, outbox_id: int | None = None) -> str:
         # Ids only: the task re-reads everything from PostgreSQL, so a stale message cannot mislead it.
+        if shutdown.in_pool_child:
+            shutdown.install()
         return executor.execute(runtime.service(), UUID(run_id), attempt, runtime.worker_name())
 
     return app

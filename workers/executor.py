@@ -6,15 +6,18 @@ message is acknowledged and dropped; every later write names the attempt, so a z
 
 from __future__ import annotations
 
+import os
 import threading
+from datetime import UTC, datetime
 from uuid import UUID
 
 import structlog
 
-from orchestrator.domain.commands import Command, ConfirmCancel, Fail, FailAttempt, Succeed
+from orchestrator.domain.commands import Command, ConfirmCancel, Fail, FailAttempt, LoseAttempt, Succeed
 from orchestrator.domain.errors import DomainError
 from orchestrator.services import RunService
 from schemas.runs import ErrorCode
+from workers import shutdown
 from workers.context import JobContext
 from workers.errors import AttemptSuperseded, JobCanceled, JobError, RetryableJobError
 from workers.jobs import HANDLERS
@@ -23,7 +26,9 @@ log = structlog.get_logger(__name__)
 
 
 class LeaseKeeper(threading.Thread):
-    """Renews the attempt's lease in the background; flags the context when the lease is gone."""
+    """Renews the attempt's lease in the background. When the lease is gone (the run was canceled past
+    its grace period, or the attempt was declared lost) the job is told to stop at its next checkpoint;
+    a job that does not reach one soon is terminated with its process, so a zombie never runs on."""
 
     def __init__(self, service: RunService, ctx: JobContext, every: float) -> None:
         super().__init__(daemon=True, name=f"lease-{ctx.run_id}")
@@ -35,9 +40,14 @@ class LeaseKeeper(threading.Thread):
             try:
                 if not self.service.renew_lease(self.ctx.run_id, self.ctx.attempt):
                     self.ctx.lease_lost = True
-                    return
+                    break
             except Exception:  # a database blip: try again next period; the lease is 6x longer
                 log.warning("lease.renew_failed", run_id=str(self.ctx.run_id))
+        else:
+            return
+        if not self.stopped.wait(self.every * 2) and shutdown.in_pool_child:
+            log.warning("attempt.terminated", run_id=str(self.ctx.run_id), attempt=self.ctx.attempt)
+            os._exit(70)
 
     def stop(self) -> None:
         self.stopped.set()
@@ -55,9 +65,14 @@ def execute(service: RunService, run_id: UUID, attempt: int, worker: str) -> str
     ctx = JobContext(service, run_id, state.tenant_id, attempt)
     keeper = LeaseKeeper(service, ctx, service.settings.lease_renew_seconds)
     keeper.start()
+    shutdown.set_executing(True)
     try:
         command, outcome = _run_job(ctx, state.kind, state.params, service)
+    except shutdown.WorkerShuttingDown:
+        # Give the attempt back now rather than after a lease: the next attempt is due at once.
+        command, outcome = LoseAttempt(attempt, "worker_shutdown", datetime.now(UTC)), "interrupted"
     finally:
+        shutdown.set_executing(False)
         keeper.stop()
     if command is None:
         bound.warning("attempt.superseded")
@@ -68,6 +83,8 @@ def execute(service: RunService, run_id: UUID, attempt: int, worker: str) -> str
         bound.warning("attempt.end_rejected", reason=str(exc))
         return "superseded"
     bound.info("attempt.ended", outcome=outcome)
+    if outcome == "interrupted":
+        shutdown.exit_after_interrupt()
     return outcome
 
 

@@ -110,6 +110,13 @@ class Cancel:
 
 
 @dataclass(frozen=True)
+class ForceCancel:
+    """The run did not honour a cancel request within the grace period: end it anyway."""
+
+    reason: str = "cancel_grace_expired"
+
+
+@dataclass(frozen=True)
 class ConfirmCancel:
     """The worker stopped the attempt because a cancel was requested."""
 
@@ -128,5 +135,6 @@ Command = (
     | FailAttempt
     | LoseAttempt
     | Cancel
+    | ForceCancel
     | ConfirmCancel
 )

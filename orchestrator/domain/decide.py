@@ -10,6 +10,7 @@ from orchestrator.domain.commands import (
     Fail,
     FailAttempt,
     FinishStep,
+    ForceCancel,
     LoseAttempt,
     RecordUsage,
     ReportProgress,
@@ -62,6 +63,10 @@ def decide(state: RunState, command: Command) -> list[Event]:
         return _cancel(state, command)
     if isinstance(command, StartAttempt):
         return _start(state, command)
+    if isinstance(command, ForceCancel):
+        if not state.cancel_requested:
+            raise IllegalTransition("no cancel was requested")
+        return [RunCanceled(attempt=state.attempt, reason=command.reason)]
     _require_current_attempt(state, command.attempt)
     return _attempt_events(state, command)
 

@@ -13,6 +13,7 @@ from orchestrator.domain.commands import (
     CreateRun,
     Fail,
     FailAttempt,
+    ForceCancel,
     LoseAttempt,
     ReportProgress,
     StartAttempt,
@@ -147,6 +148,13 @@ def test_cancel_pending_is_immediate_and_running_is_requested() -> None:
     assert decide(requested, ConfirmCancel(1)) == [RunCanceled(attempt=1, reason="cancel requested")]
     with pytest.raises(IllegalTransition):
         decide(running(), ConfirmCancel(1))
+
+
+def test_a_cancel_past_its_grace_is_forced() -> None:
+    with pytest.raises(IllegalTransition):
+        decide(running(), ForceCancel())
+    requested = fold([CancelRequested()], running())
+    assert decide(requested, ForceCancel()) == [RunCanceled(attempt=1, reason="cancel_grace_expired")]
 
 
 def test_transient_failures_retry_until_max_attempts() -> None:

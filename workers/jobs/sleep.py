@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
 
 from schemas.jobs import SleepParams
@@ -13,6 +15,9 @@ __all__ = ["SleepParams", "run"]
 
 
 def run(ctx: JobContext, params: SleepParams) -> dict[str, Any]:
+    if ctx.attempt <= params.crash_attempts:
+        # A real crash, as an OOM kill would do it: no cleanup, no last words.
+        os.kill(os.getpid(), signal.SIGKILL)
     if ctx.attempt <= params.transient_failures:
         raise RetryableJobError(
             ErrorCode.SERVICE_UNAVAILABLE, f"transient failure requested (attempt {ctx.attempt})"

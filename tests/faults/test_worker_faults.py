@@ -1,0 +1,111 @@
+"""Workers die, hang and get restarted; every run still ends exactly once (T1, T2, T5 of the notes)."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from orchestrator.store.schema import events
+from tests.faults.harness import FaultSystem, check_invariant, scale
+from tests.services import wait_until
+
+MakeSystem = Callable[..., FaultSystem]
+
+
+def _core_roles(system: FaultSystem) -> None:
+    for role in ("relay", "project", "reconcile"):
+        system.start(role)
+
+
+def test_sigkill_soak(make_system: MakeSystem, tenant: str) -> None:
+    system = make_system()
+    _core_roles(system)
+    workers = [system.start("worker"), system.start("worker")]
+    rng = random.Random(42)
+    count = scale(60, 2000)
+    accepted = []
+    for _ in range(count):
+        accepted += system.submit(
+            tenant, 1, duration=round(rng.uniform(0.2, 1.5 if count < 100 else 3.0), 2), steps=2
+        )
+    child_kills, main_kills = scale(6, 20), scale(1, 5)
+    killed = 0
+    time.sleep(2.0)  # workers warm up and take runs
+    for _ in range(child_kills):
+        time.sleep(rng.uniform(0.3, 1.2))
+        live = [w for w in workers if w.proc and w.proc.poll() is None]
+        children = [c for w in live for c in system.pool_children(w)]
+        if children:
+            rng.choice(children).send_signal(signal.SIGKILL)
+            killed += 1
+    for _ in range(main_kills):
+        time.sleep(rng.uniform(0.5, 1.5))
+        victim = workers.pop(0)
+        victim.kill()
+        workers.append(system.start("worker"))
+    last_kill = time.monotonic()
+    system.wait_all_terminal(tenant, timeout=120)
+    recovery = time.monotonic() - last_kill
+    terminals = check_invariant(system, tenant, accepted)
+    print(
+        f"\nSIGKILL soak: {count} runs, {killed} pool children and {main_kills} main processes killed; "
+        f"all terminal {recovery:.1f}s after the last kill; {dict(terminals)}"
+    )
+    assert killed >= child_kills // 2
+    assert terminals["RunSucceeded"] + terminals["RunFailed"] == count
+    assert recovery <= 120
+
+
+def test_poison_run_fails_after_max_attempts_and_its_neighbours_finish(
+    make_system: MakeSystem, tenant: str
+) -> None:
+    system = make_system()
+    _core_roles(system)
+    system.start("worker")
+    system.start("worker")
+    poison = system.submit(tenant, 1, crash_attempts=10, duration=0.1)[0]
+    others = system.submit(tenant, scale(20, 100), duration=0.2)
+    system.wait_all_terminal(tenant, timeout=90)
+    types = system.event_types(poison)
+    assert types.count("RunStarted") == system.settings.max_attempts
+    assert types.count("AttemptLost") == system.settings.max_attempts
+    assert types[-1] == "RunFailed"
+    with system.engine.connect() as conn:
+        failed = conn.execute(
+            sa.select(events.c.data).where(events.c.stream_id == poison, events.c.type == "RunFailed")
+        ).scalar_one()
+    assert failed["error_code"] == "internal_error" and failed["reason"] == "worker_lost"
+    terminals = check_invariant(system, tenant, [poison, *others])
+    assert terminals == {"RunFailed": 1, "RunSucceeded": len(others)}
+
+
+def test_sigterm_restarts_interrupted_runs_within_seconds(make_system: MakeSystem, tenant: str) -> None:
+    """A lease of 30 s: a restart that waited for the lease would take far longer than allowed here."""
+    system = make_system(lease_seconds=30.0, lease_renew_seconds=2.0)
+    _core_roles(system)
+    first = system.start("worker")
+    interrupted = system.submit(tenant, 2, duration=8, steps=8)
+    for run_id in interrupted:
+        wait_until(lambda r=run_id: "RunStarted" in system.event_types(r), timeout=20, message="runs started")
+    system.start("worker")
+    time.sleep(3.0)  # the second worker is up before the first one goes
+    assert first.proc is not None
+    first.proc.send_signal(signal.SIGTERM)
+    sigterm_at = time.monotonic()
+
+    def restarted() -> bool:
+        return all(system.event_types(r).count("RunStarted") >= 2 for r in interrupted)
+
+    wait_until(restarted, timeout=25, message="interrupted runs restarted")
+    delay = time.monotonic() - sigterm_at
+    grace = system.settings.worker_shutdown_seconds
+    print(f"\ninterrupted runs restarted {delay:.1f}s after SIGTERM (soft shutdown {grace}s)")
+    assert delay < system.settings.worker_shutdown_seconds + 8 < system.settings.lease_seconds
+    for run_id in interrupted:
+        assert "AttemptLost" in system.event_types(run_id)
+    system.wait_all_terminal(tenant, timeout=60)
+    assert check_invariant(system, tenant, interrupted) == {"RunSucceeded": 2}
