@@ -1,0 +1,283 @@
+"""Server-Sent Events for one run's log: pushed, resumable, exactly once, bounded.
+
+The log is the only source. NOTIFY (sent at the commit of every append) only wakes a stream; the stream then
+reads its run's events by global position past the last one it delivered, so a lost, late or duplicated
+notification can cost latency but never an event, and nothing is sent twice: appends commit in position
+order (see `orchestrator.store.events.APPEND_LOCK_KEY`), so `position > last delivered` skips nothing. A
+fallback timer re-reads in case a notification was missed (listener reconnecting). Every SSE `id` is the
+event's global position, so a client resumes with `Last-Event-ID` and the log is read again from there.
+
+One LISTEN connection per API process (`StreamHub`) fans wake-ups out by stream id. Each connection has a
+bounded buffer: a client that stops reading is cut off once the buffer is full, rather than holding events
+in memory without limit. Streams are capped per API key (429) and per process (503).
+
+This module is the streaming core; `orchestrator.api.stream` turns it into HTTP responses for any surface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass
+from uuid import UUID
+
+import psycopg
+import sqlalchemy as sa
+import structlog
+from fastapi import FastAPI
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import Engine
+from sse_starlette import ServerSentEvent
+
+from orchestrator.store.engine import libpq_url
+from orchestrator.store.events import EVENTS_CHANNEL, RecordedEvent, read_stream_after
+from orchestrator.store.schema import events
+from schemas.events import TERMINAL_EVENT_TYPES
+
+log = structlog.get_logger(__name__)
+
+Reader = Callable[[int, int], Awaitable[list[RecordedEvent]]]
+
+
+class StreamSettings(BaseSettings):
+    """`ORCH_SSE_*` environment variables; the defaults are the production figures."""
+
+    model_config = SettingsConfigDict(env_prefix="ORCH_SSE_", extra="ignore")
+
+    heartbeat_seconds: float = Field(default=15.0, gt=0, le=15.0)  # a comment line at least this often
+    fallback_seconds: float = Field(default=2.0, gt=0)  # re-read this often even without a NOTIFY
+    buffer_events: int = Field(default=1000, ge=1)  # undelivered events held per connection
+    stall_seconds: float = Field(default=5.0, gt=0)  # a full buffer not drained this long: cut off
+    send_timeout_seconds: float = Field(default=30.0, gt=0)  # one socket write may block this long
+    per_key_streams: int = Field(default=20, ge=1)
+    max_streams: int = Field(default=1000, ge=1)
+    read_batch: int = Field(default=500, ge=1, le=5000)
+
+
+class StreamLimitReached(Exception):
+    def __init__(self, status: int, detail: str, code: str) -> None:
+        super().__init__(detail)
+        self.status, self.body = status, {"detail": detail, "error_code": code}
+
+
+class StreamSlots:
+    """Open-stream counters. Only touched from the event loop's thread, so they need no lock."""
+
+    def __init__(self) -> None:
+        self._by_key: Counter[str] = Counter()
+        self._total = 0
+
+    def acquire(self, key: str, settings: StreamSettings) -> Callable[[], None]:
+        """Take a slot or raise; the returned release may be called any number of times."""
+        if self._by_key[key] >= settings.per_key_streams:
+            raise StreamLimitReached(429, "too many open streams for this API key", "too_many_streams")
+        if self._total >= settings.max_streams:
+            raise StreamLimitReached(503, "too many open streams, retry shortly", "service_unavailable")
+        self._by_key[key] += 1
+        self._total += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._total -= 1
+                self._by_key[key] -= 1
+                if self._by_key[key] <= 0:
+                    del self._by_key[key]
+
+        return release
+
+
+class StreamHub:
+    """The process's one LISTEN connection, waking the streams subscribed to the notified run."""
+
+    def __init__(self, database_url: str, retry_seconds: float) -> None:
+        self._url = libpq_url(database_url)
+        self._retry_seconds = retry_seconds
+        self._subscribers: dict[UUID, set[asyncio.Event]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.listening = False
+
+    @contextmanager
+    def subscribe(self, stream_id: UUID) -> Iterator[asyncio.Event]:
+        wake = asyncio.Event()
+        self._subscribers.setdefault(stream_id, set()).add(wake)
+        try:
+            yield wake
+        finally:
+            subscribers = self._subscribers.get(stream_id, set())
+            subscribers.discard(wake)
+            if not subscribers:
+                self._subscribers.pop(stream_id, None)
+
+    def start(self) -> None:
+        """Listen in the background: the API starts (and answers /healthz) even while the database is down."""
+        self._task = asyncio.get_running_loop().create_task(self._listen())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+                async with conn:
+                    await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
+                    self.listening = True
+                    # Whatever committed while nobody listened: every stream re-reads its run.
+                    self._wake_all()
+                    async for note in conn.notifies():
+                        self._wake(note.payload)
+            except (psycopg.Error, OSError) as exc:
+                log.warning("sse.listener_down", error_type=type(exc).__name__)
+            finally:
+                self.listening = False
+            await asyncio.sleep(self._retry_seconds)
+
+    def _wake(self, payload: str) -> None:
+        try:
+            stream_id = UUID(payload.partition(":")[0])
+        except ValueError:
+            return
+        for wake in self._subscribers.get(stream_id, ()):
+            wake.set()
+
+    def _wake_all(self) -> None:
+        for subscribers in self._subscribers.values():
+            for wake in subscribers:
+                wake.set()
+
+
+class RunEventStream:
+    """One client's tail of one run: a producer reads the log into a bounded queue, the client drains it.
+
+    The stream ends after the run's terminal event, or early (`cut_off`) when the client leaves a full
+    buffer undrained for `stall_seconds` while more events wait. Ending early loses nothing: what was
+    never delivered is dropped whole, and the client resumes from the last id it received.
+    """
+
+    def __init__(self, read: Reader, wake: asyncio.Event, after: int, settings: StreamSettings) -> None:
+        self._read, self._wake, self._after, self._settings = read, wake, after, settings
+        self.cut_off = False
+
+    async def events(self) -> AsyncIterator[RecordedEvent]:
+        queue: asyncio.Queue[RecordedEvent | None] = asyncio.Queue(self._settings.buffer_events)
+        producer = asyncio.create_task(self._produce(queue))
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+        finally:
+            producer.cancel()
+
+    async def _produce(self, queue: asyncio.Queue[RecordedEvent | None]) -> None:
+        try:
+            await self._follow(queue)
+        except Exception as exc:  # the client reconnects and resumes; the log is still there
+            log.warning("sse.read_failed", error_type=type(exc).__name__)
+        if self.cut_off or not await self._offer(queue, None):
+            self.cut_off = True
+            while not queue.empty():
+                queue.get_nowait()
+            queue.put_nowait(None)
+
+    async def _follow(self, queue: asyncio.Queue[RecordedEvent | None]) -> None:
+        after = self._after
+        while True:
+            # Clear before reading: a NOTIFY that arrives during the read sets it again, so it is not lost.
+            self._wake.clear()
+            # With the buffer full, read one event: if there is one, more than `buffer_events` are pending.
+            wanted = min(max(1, queue.maxsize - queue.qsize()), self._settings.read_batch)
+            batch = await self._read(after, wanted)
+            for event in batch:
+                if not await self._offer(queue, event):
+                    self.cut_off = True
+                    log.info("sse.client_cut_off", stream_id=str(event.stream_id), buffered=queue.qsize())
+                    return
+                after = event.position
+                if event.type in TERMINAL_EVENT_TYPES:
+                    return
+            if len(batch) < wanted:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._settings.fallback_seconds)
+
+    async def _offer(self, queue: asyncio.Queue[RecordedEvent | None], item: RecordedEvent | None) -> bool:
+        try:
+            await asyncio.wait_for(queue.put(item), self._settings.stall_seconds)
+        except TimeoutError:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    after: int
+    finished: bool
+
+
+def parse_last_event_id(value: str | None) -> int:
+    """A position, or 0 (the whole stream) for anything that is not one."""
+    value = (value or "").strip()
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else 0
+
+
+def resume_point(engine: Engine, tenant_id: str, run_id: UUID, last_event_id: int) -> ResumePoint | None:
+    """Where to start, or None when the tenant has no such run.
+
+    Only the run's own events are consulted: a Last-Event-ID from another run or tenant is not one of them,
+    so the stream restarts from 0 instead of skipping any of this run's events.
+    """
+    query = sa.select(events.c.version, events.c.position, events.c.type).where(
+        events.c.stream_id == run_id,
+        events.c.tenant_id == tenant_id,
+        sa.or_(
+            events.c.version == 1,
+            events.c.position == last_event_id,
+            events.c.type.in_(sorted(TERMINAL_EVENT_TYPES)),
+        ),
+    )
+    with engine.connect() as conn:
+        rows = list(conn.execute(query))
+    if not rows:
+        return None
+    after = last_event_id if any(r.position == last_event_id for r in rows) else 0
+    finished = any(r.type in TERMINAL_EVENT_TYPES and r.position <= after for r in rows)
+    return ResumePoint(after=after, finished=finished)
+
+
+def read_events(engine: Engine, run_id: UUID, tenant_id: str, after: int, limit: int) -> list[RecordedEvent]:
+    with engine.connect() as conn:
+        return read_stream_after(conn, run_id, tenant_id, after, limit)
+
+
+def to_sse(event: RecordedEvent) -> ServerSentEvent:
+    payload = {
+        "position": event.position,
+        "version": event.version,
+        "type": event.type,
+        "data": event.data,
+        "recordedAt": event.recorded_at.isoformat(),
+    }
+    return ServerSentEvent(
+        json.dumps(payload, separators=(",", ":")), id=str(event.position), event=event.type
+    )
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Starts the process's listener; streams read their settings and slots from `app.state`."""
+    settings = StreamSettings()
+    app.state.stream_settings = settings
+    app.state.stream_slots = StreamSlots()
+    app.state.stream_hub = hub = StreamHub(app.state.settings.database_url, settings.fallback_seconds)
+    hub.start()
+    try:
+        yield
+    finally:
+        await hub.stop()

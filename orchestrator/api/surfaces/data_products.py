@@ -1,0 +1,314 @@
+"""The data-products surface, `/api/v1/data-products`: runs of published tasks, their steps, usage and trees.
+
+A mapping of the `runs` and `run_steps` read models, never a store of its own. What the surface knows and
+the lifecycle does not (task, trigger, workflow document, workspace, the resolved context) is recorded as
+creation attributes of `RunCreated`, so it is in the log and survives a rebuild. A field nobody recorded is
+null rather than invented.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from functools import cache
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from sqlalchemy.engine import Engine
+
+from orchestrator.api.deps import EngineDep, PrincipalDep, ServiceDep, SettingsDep
+from orchestrator.api.stream import STREAM_RESPONSES, run_event_response
+from orchestrator.projections import runner
+from orchestrator.readmodel import get_run
+from orchestrator.readmodel_tree import AttributeFilters, latest_steps, page_runs, run_tree
+from orchestrator.services import InvalidRequest, RunNotFound, SubmitRequest
+from orchestrator.store.events import RecordedEvent
+from schemas.api import ErrorBody, ValidationErrorBody
+from schemas.runs import RunStatus
+from schemas.surfaces_data_products import (
+    CreateRunRequest,
+    Observability,
+    RunDetail,
+    RunList,
+    RunStep,
+    RunSummary,
+    RunTree,
+    TaskList,
+    TaskView,
+    Usage,
+)
+from schemas.tasks import PUBLISHED_TASKS, ContextError, resolve_context
+
+router = APIRouter(prefix="/api/v1/data-products", tags=["data-products"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or invalid API key"},
+    404: {"model": ErrorBody, "description": "No such run for this tenant"},
+    422: {"model": ValidationErrorBody, "description": "Invalid input"},
+}
+# A read-model row by column name (SQLAlchemy's RowMapping, or the dict built from RunCreated).
+Row = Mapping[Any, Any]
+_STEP_NAMESPACE = uuid.UUID("0d6f3f0c-2b8e-4f61-9a55-6c1f0b7e2d94")
+_MAX_OFFSET = 2**63 - 1  # PostgreSQL's OFFSET is a bigint: beyond it the database, not the caller, would fail
+
+
+@cache
+def _adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    return TypeAdapter(model.model_fields[name].rebuild_annotation())
+
+
+def _recorded(model: type[BaseModel], name: str, value: Any) -> Any:
+    """`value` as the type of `model.name`, or null. Attributes and results are shared by every surface and
+    by every job, so a value of another shape reads as unknown instead of failing the whole page."""
+    try:
+        return _adapter(model, name).validate_python(value)
+    except ValidationError:
+        return None
+
+
+# Fields recorded as creation attributes: JSON name -> attribute key. Unrecorded ones are null.
+_SUMMARY_ATTRIBUTES = {
+    "originRoomId": "origin_room_id",
+    "originRoomRunId": "origin_room_run_id",
+    "originThreadId": "thread_id",
+    "taskDisplayName": "task_display_name",
+    "taskId": "task_id",
+    "triggerRef": "trigger_ref",
+    "triggeredBy": "triggered_by",
+    "workflowDocumentId": "workflow_document_id",
+    "workflowDocumentTitle": "workflow_document_title",
+    "workflowDocumentVersion": "workflow_document_version",
+    "workflowDocumentVersionId": "workflow_document_version_id",
+    "workflowDocumentVersionLabel": "workflow_document_version_label",
+    "workspaceId": "workspace_id",
+}
+_OBSERVABILITY_ATTRIBUTES = {
+    "loadedSkillSlugs": "loaded_skill_slugs",
+    "modelId": "model_id",
+    "provider": "provider",
+    "traceProvider": "trace_provider",
+}
+_USAGE_COLUMNS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens")
+
+
+def _summary_fields(m: Row) -> dict[str, Any]:
+    attrs = m["attributes"] or {}
+    fields = {name: _recorded(RunSummary, name, attrs.get(key)) for name, key in _SUMMARY_ATTRIBUTES.items()}
+    result = m["result"]
+    fields.update(
+        id=m["id"],
+        createdAt=m["created_at"],
+        startedAt=m["started_at"],
+        completedAt=m["finished_at"],
+        status=m["status"],
+        depth=m["depth"],
+        parentRunId=m["parent_id"],
+        rootRunId=m["root_id"],
+        outcome=_recorded(RunSummary, "outcome", result.get("outcome") if isinstance(result, dict) else None),
+    )
+    return fields
+
+
+def summary_view(m: Row) -> RunSummary:
+    return RunSummary(**_summary_fields(m))
+
+
+def _step_view(s: Row) -> RunStep:
+    return RunStep(
+        id=uuid.uuid5(_STEP_NAMESPACE, f"{s['run_id']}:{s['attempt']}:{s['sequence']}"),
+        sequence=s["sequence"],
+        stepKey=s["step_key"],
+        toolName=s["tool_name"],
+        status=s["status"],
+        input=s["input"],
+        output=s["output"],
+        error=s["error"],
+        durationMs=s["duration_ms"],
+        startedAt=s["started_at"],
+        completedAt=s["completed_at"],
+    )
+
+
+def detail_view(m: Row, steps: Sequence[Row]) -> RunDetail:
+    attrs = m["attributes"] or {}
+    context = attrs.get("context")
+    cost: Decimal = m["usage_cost"]
+    recorded = {k: _recorded(Observability, k, attrs.get(a)) for k, a in _OBSERVABILITY_ATTRIBUTES.items()}
+    return RunDetail(
+        **_summary_fields(m),
+        # Runs submitted on another surface have no context: their params are what the job received.
+        context=context if isinstance(context, dict) else m["params"],
+        error=m["error"],
+        observability=Observability(
+            **{k: v for k, v in recorded.items() if v is not None},
+            usage=Usage(
+                inputTokens=m["usage_input_tokens"],
+                outputTokens=m["usage_output_tokens"],
+                cachedInputTokens=m["usage_cached_input_tokens"],
+                cacheWriteTokens=m["usage_cache_write_tokens"],
+                totalCost=format(cost, "f"),  # plain notation: never "1E-7"
+            ),
+        ),
+        result=m["result"],
+        steps=[_step_view(s) for s in steps],
+        workflowRuntimeSnapshot=_recorded(
+            RunDetail, "workflowRuntimeSnapshot", attrs.get("workflow_runtime_snapshot")
+        ),
+    )
+
+
+def _created_row(event: RecordedEvent) -> dict[str, Any]:
+    """A just-created run as the read model will show it, for when the projection has not caught up."""
+    data = event.data
+    return {
+        "id": event.stream_id,
+        "created_at": event.recorded_at,
+        "started_at": None,
+        "finished_at": None,
+        "status": RunStatus.PENDING,
+        "depth": data.get("depth", 0),
+        "parent_id": data.get("parent_id"),
+        "root_id": data.get("root_id") or event.stream_id,
+        "attributes": data.get("attributes") or {},
+        "params": data.get("params") or {},
+        "result": None,
+        "error": None,
+        **{f"usage_{column}": 0 for column in _USAGE_COLUMNS},
+        "usage_cost": Decimal(0),
+    }
+
+
+def _read_detail(engine: Engine, tenant_id: str, run_id: UUID) -> RunDetail:
+    with engine.connect() as conn:
+        row = get_run(conn, tenant_id, run_id)
+        if row is None:
+            raise RunNotFound(str(run_id))
+        steps = latest_steps(conn, tenant_id, run_id, row._mapping["attempt"])
+    return detail_view(row._mapping, [s._mapping for s in steps])
+
+
+@router.get("/runs", response_model=RunList, responses=_ERRORS)
+def list_runs(
+    principal: PrincipalDep,
+    engine: EngineDep,
+    task_id: UUID | None = None,
+    workflow_document_id: UUID | None = None,
+    thread_id: UUID | None = None,
+    status: RunStatus | None = None,
+    root_only: bool = False,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    offset: Annotated[int, Query(ge=0, le=_MAX_OFFSET)] = 0,
+) -> RunList:
+    """The caller's runs, newest first; `total` counts every run matching the filters."""
+    wanted = {"task_id": task_id, "workflow_document_id": workflow_document_id, "thread_id": thread_id}
+    filters = AttributeFilters(
+        attributes={key: str(value) for key, value in wanted.items() if value is not None},
+        status=status.value if status else None,
+        root_only=root_only,
+    )
+    with engine.connect() as conn:
+        rows, total = page_runs(conn, principal.tenant_id, filters, limit, offset)
+    return RunList(items=[summary_view(r._mapping) for r in rows], total=total)
+
+
+@router.post("/runs", response_model=RunDetail, responses=_ERRORS)
+def create_run(
+    body: CreateRunRequest,
+    principal: PrincipalDep,
+    service: ServiceDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+) -> RunDetail:
+    """Run a published task with `context`; missing variables are refused, defaults are filled in."""
+    task = PUBLISHED_TASKS.get(body.taskName or "")
+    if task is None:
+        known = ", ".join(sorted(PUBLISHED_TASKS))
+        kind = "missing" if body.taskName is None else "value_error"
+        msg = f"a published task is required; published tasks: {known}"
+        raise InvalidRequest([{"loc": ["body", "taskName"], "msg": msg, "type": kind}])
+    try:
+        context = resolve_context(task, body.context)
+    except ContextError as exc:
+        raise InvalidRequest(exc.errors) from None
+    attributes = {
+        "task_id": str(task.id),
+        "task_name": task.name,
+        "task_display_name": task.display_name,
+        "triggered_by": body.triggeredBy,
+        "workflow_document_id": str(body.workflowDocumentId) if body.workflowDocumentId else None,
+        "workspace_id": str(body.workspaceId) if body.workspaceId else None,
+        "context": context,
+    }
+    request = SubmitRequest(
+        tenant_id=principal.tenant_id,
+        kind=task.kind,
+        params=context,
+        task=task.name,
+        attributes=attributes,
+        actor=principal.actor,
+    )
+    try:
+        outcome = service.submit(request)
+    except InvalidRequest as exc:
+        # The job kind judged the values (ranges, say): report them where this surface's caller put them.
+        raise InvalidRequest([_as_context_error(e) for e in exc.errors]) from None
+    # Read-your-writes: the caller's next GET should see what it just created.
+    if not runner.wait_for(engine, outcome.position, settings.read_your_writes_seconds):
+        return detail_view(_created_row(outcome.recorded[0]), [])
+    return _read_detail(engine, principal.tenant_id, outcome.run_id)
+
+
+def _as_context_error(error: dict[str, Any]) -> dict[str, Any]:
+    loc = list(error["loc"])
+    return {**error, "loc": ["body", "context", *loc[2:]] if loc[:2] == ["body", "params"] else loc}
+
+
+@router.get("/runs/{run_id}", response_model=RunDetail, responses=_ERRORS)
+def get_run_detail(run_id: UUID, principal: PrincipalDep, engine: EngineDep) -> RunDetail:
+    return _read_detail(engine, principal.tenant_id, run_id)
+
+
+@router.post(
+    "/runs/{run_id}/cancel", response_model=RunDetail, responses={**_ERRORS, 409: {"model": ErrorBody}}
+)
+def cancel_run(
+    run_id: UUID, principal: PrincipalDep, service: ServiceDep, engine: EngineDep, settings: SettingsDep
+) -> RunDetail:
+    """Pending: canceled at once; running: asked to stop at its next checkpoint; finished: 409."""
+    outcome = service.cancel(principal.tenant_id, run_id, principal.actor)
+    runner.wait_for(engine, outcome.position, settings.read_your_writes_seconds)
+    return _read_detail(engine, principal.tenant_id, run_id)
+
+
+@router.get("/runs/{run_id}/events", response_class=Response, responses=STREAM_RESPONSES)
+async def stream_run_events(
+    run_id: UUID,
+    request: Request,
+    principal: PrincipalDep,
+    engine: EngineDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Server-Sent Events: the run's past events after `Last-Event-ID`, then live ones, until it ends."""
+    return await run_event_response(
+        request, engine, principal.tenant_id, principal.key_prefix, run_id, last_event_id
+    )
+
+
+@router.get("/runs/{run_id}/tree", response_model=RunTree, responses=_ERRORS)
+def get_run_tree(run_id: UUID, principal: PrincipalDep, engine: EngineDep) -> RunTree:
+    """Every run of the tree containing this one: the root first, then depth-first by creation."""
+    with engine.connect() as conn:
+        rows = run_tree(conn, principal.tenant_id, run_id)
+    if rows is None:
+        raise RunNotFound(str(run_id))
+    return RunTree(items=[summary_view(r._mapping) for r in rows])
+
+
+@router.get("/tasks", response_model=TaskList, responses=_ERRORS)
+def list_tasks(principal: PrincipalDep) -> TaskList:
+    """The published tasks a run can be created from, with their context variables."""
+    return TaskList(items=[TaskView.of(task) for task in PUBLISHED_TASKS.values()])

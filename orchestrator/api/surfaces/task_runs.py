@@ -1,0 +1,124 @@
+"""The task-runs surface: `GET /api/v1/task-runs`, field for field as its reference page lists them.
+
+Task runs are runs of kind `dataset_task` of the caller's tenant; run and task names and the feature are
+creation attributes, the result location comes from the run's result. Statuses map from the run
+lifecycle, with `pending` split by whether the relay has published the run's dispatch yet (an `outbox`
+row with `sent_at` set):
+
+    pending, never dispatched  -> registered
+    pending, dispatched        -> pending
+    running                    -> in_progress
+    succeeded                  -> completed
+    failed                     -> failed     (fail_message: the run's error)
+    canceled                   -> failed     (fail_message: "canceled")
+
+`STATUSES` below is that table; nothing else decides a task-run status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from orchestrator.api.deps import EngineDep, PrincipalDep
+from orchestrator.readmodel_surfaces import task_runs
+from schemas.api import ErrorBody, ValidationErrorBody
+from schemas.runs import RunStatus
+from schemas.surfaces_task_runs import TaskRun, TaskRunPage, TaskRunStatus
+
+KIND = "dataset_task"
+
+# (run status, dispatch published?) -> task-run status; None: the dispatch does not matter.
+STATUSES: dict[tuple[RunStatus, bool | None], TaskRunStatus] = {
+    (RunStatus.PENDING, False): TaskRunStatus.REGISTERED,
+    (RunStatus.PENDING, True): TaskRunStatus.PENDING,
+    (RunStatus.RUNNING, None): TaskRunStatus.IN_PROGRESS,
+    (RunStatus.SUCCEEDED, None): TaskRunStatus.COMPLETED,
+    (RunStatus.FAILED, None): TaskRunStatus.FAILED,
+    (RunStatus.CANCELED, None): TaskRunStatus.FAILED,
+}
+CANCELED_MESSAGE = "canceled"
+
+# Offsets past any real list; the bound keeps a huge `index` a 422 instead of a database error.
+MAX_INDEX = 2**31 - 1
+
+router = APIRouter(prefix="/api/v1/task-runs", tags=["task-runs"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or invalid API key"},
+    422: {"model": ValidationErrorBody, "description": "Invalid input"},
+}
+
+
+def task_run_status(status: RunStatus, dispatched: bool) -> TaskRunStatus:
+    return STATUSES[(status, dispatched if status is RunStatus.PENDING else None)]
+
+
+def _timestamp(value: datetime | None) -> str | None:
+    """The page's format: ISO 8601 in UTC at second precision without an offset (2024-11-22T08:54:46)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat()
+
+
+def _text(source: Mapping[str, Any], name: str) -> str | None:
+    value = source.get(name)
+    return None if value is None else str(value)
+
+
+def _line_count(counts: Mapping[str, Any], result: Mapping[str, Any]) -> int:
+    for source in (counts, result):
+        value = source.get("line_count")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return int(value)
+    return 0
+
+
+def _fail_message(m: Mapping[Any, Any], status: RunStatus) -> str | None:
+    if status is RunStatus.CANCELED:
+        return CANCELED_MESSAGE
+    if status is RunStatus.FAILED:
+        return str(m["error"] or m["error_code"] or "failed")
+    return None
+
+
+def task_run(m: Mapping[Any, Any]) -> TaskRun:
+    """A `runs` row with its `dispatched` flag, as the page's run."""
+    attributes: Mapping[str, Any] = m["attributes"] or {}
+    result: Mapping[str, Any] = m["result"] or {}
+    status = RunStatus(m["status"])
+    created_at = _timestamp(m["created_at"])
+    assert created_at is not None
+    return TaskRun(
+        run_id=str(m["id"]),
+        run_name=_text(attributes, "run_name") or "",
+        task_id=_text(attributes, "task_id") or "",
+        task_name=_text(attributes, "task_name") or "",
+        feature_id=_text(attributes, "feature_id") or "",
+        feature_name=_text(attributes, "feature_name") or "",
+        status=task_run_status(status, bool(m["dispatched"])),
+        created_at=created_at,
+        completed_at=_timestamp(m["finished_at"]),
+        result_bucket=_text(result, "result_bucket"),
+        result_file_path=_text(result, "result_file_path"),
+        line_count=_line_count(m["counts"] or {}, result),
+        fail_message=_fail_message(m, status),
+    )
+
+
+@router.get("", response_model=TaskRunPage, responses=_ERRORS)
+def list_task_runs(
+    principal: PrincipalDep,
+    engine: EngineDep,
+    index: Annotated[int, Query(ge=0, le=MAX_INDEX, description="Start location (offset).")] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> TaskRunPage:
+    """Task runs of the caller's tenant, newest first, `limit` of them from `index`; `total` counts all."""
+    with engine.connect() as conn:
+        # One snapshot for the count and the page, so `total` agrees with what paging can reach.
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        total, rows = task_runs(conn, principal.tenant_id, KIND, index, limit)
+    return TaskRunPage(index=index, limit=limit, total=total, runs=[task_run(r._mapping) for r in rows])
