@@ -71,6 +71,7 @@ def _stalled_dispatches(engine: Engine, timeout_seconds: float) -> list[tuple[UU
             ~sa.exists().where(newer.c.run_id == o.c.run_id, newer.c.id > o.c.id),
             ~started_or_done,
         )
+        .order_by(o.c.sent_at)  # oldest first, so a large backlog cannot starve anyone
         .limit(200)
     )
     with engine.connect() as conn:

@@ -19,9 +19,10 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from orchestrator.projections.runner import PROJECTIONS, rebuild
+from orchestrator.projections.runner import PROJECTIONS, checkpoint, rebuild
 from orchestrator.services import RunService, SubmitRequest
 from orchestrator.settings import Settings
+from orchestrator.store.events import head_position
 from orchestrator.store.schema import events, run_leases, runs
 from tests.services import RoleProcess, free_port, wait_until
 
@@ -188,6 +189,9 @@ class FaultSystem:
 def check_invariant(system: FaultSystem, tenant: str, accepted: list[uuid.UUID]) -> Counter[str]:
     """The invariant of the design notes, for one tenant; returns the terminal event counts."""
     engine, settings = system.engine, system.settings
+    with engine.connect() as conn:
+        head = head_position(conn)
+    wait_until(lambda: checkpoint(engine) >= head, timeout=30, message="projection caught up")
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(events.c.stream_id, events.c.type, events.c.data)
