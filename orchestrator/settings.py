@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    rate_limit_per_second: float = Field(default=100.0, gt=0, description="Requests per second per API key.")
+    rate_limit_burst: int = Field(default=200, ge=1)
     log_level: str = "INFO"
 
     def queue_name(self, queue_class: str) -> str:

@@ -7,6 +7,7 @@ from sqlalchemy.engine import Engine
 
 from orchestrator.api import errors, health, runs, sse, stream
 from orchestrator.api.guards import RequestGuard
+from orchestrator.api.ratelimit import RateLimiter
 from orchestrator.api.surfaces import data_products, list_jobs, task_runs, taxonomy
 from orchestrator.services import RunService
 from orchestrator.settings import Settings
@@ -25,6 +26,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
     app.state.service = RunService(app.state.engine, settings)
+    app.state.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     errors.install(app)
     app.include_router(health.router)
     app.include_router(runs.router)

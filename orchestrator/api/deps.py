@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Cookie, Depends, Header, Request
 from sqlalchemy.engine import Engine
 
+from orchestrator.api.ratelimit import RateLimiter
 from orchestrator.services import RunService
 from orchestrator.settings import Settings
 from orchestrator.store import keys
@@ -17,11 +18,18 @@ class Unauthenticated(Exception):
     """Missing, malformed, unknown or revoked key: one answer for all, so none can be told apart."""
 
 
+class RateLimited(Exception):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("rate limit exceeded")
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True)
 class Principal:
     tenant_id: str
     key_prefix: str
     tenants: frozenset[str] = frozenset()
+    key_id: str = ""
 
     @property
     def actor(self) -> str:
@@ -51,6 +59,7 @@ def _presented_key(authorization: str | None, x_api_key: str | None, cookie: str
 
 
 def authenticate(
+    request: Request,
     engine: Annotated[Engine, Depends(get_engine)],
     authorization: Annotated[str | None, Header(description="`Bearer <api key>`")] = None,
     x_api_key: Annotated[str | None, Header(description="The API key itself")] = None,
@@ -63,7 +72,13 @@ def authenticate(
         record = keys.find_active(conn, presented)
     if record is None:
         raise Unauthenticated()
-    return Principal(tenant_id=record.tenant_id, key_prefix=record.prefix, tenants=record.tenants)
+    limiter: RateLimiter = request.app.state.limiter
+    wait = limiter.acquire(str(record.id))
+    if wait > 0:
+        raise RateLimited(wait)
+    return Principal(
+        tenant_id=record.tenant_id, key_prefix=record.prefix, tenants=record.tenants, key_id=str(record.id)
+    )
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -3,6 +3,7 @@ SQL text or the offending input."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import structlog
@@ -13,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator.api.cursor import InvalidCursor
-from orchestrator.api.deps import Unauthenticated
+from orchestrator.api.deps import RateLimited, Unauthenticated
 from orchestrator.domain.errors import DomainError
 from orchestrator.services import IdempotencyConflict, InvalidRequest, RunNotFound
 
@@ -49,6 +50,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Unauthenticated)
     async def _unauthenticated(_: Request, __: Unauthenticated) -> JSONResponse:
         return JSONResponse(UNAUTHENTICATED_BODY, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(RateLimited)
+    async def _rate_limited(_: Request, exc: RateLimited) -> JSONResponse:
+        retry = str(max(1, math.ceil(exc.retry_after)))
+        return _error(429, "rate limit exceeded, retry later", "rate_limited", {"Retry-After": retry})
 
     @app.exception_handler(RunNotFound)
     async def _not_found(_: Request, __: RunNotFound) -> JSONResponse:
