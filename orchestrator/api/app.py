@@ -11,6 +11,7 @@ from orchestrator.api.ratelimit import RateLimiter
 from orchestrator.api.surfaces import data_products, list_jobs, task_runs, taxonomy
 from orchestrator.services import RunService
 from orchestrator.settings import Settings
+from orchestrator.store import tenancy
 from orchestrator.store.engine import make_engine
 
 
@@ -25,6 +26,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
+    tenancy.install(app.state.engine)
     app.state.service = RunService(app.state.engine, settings)
     app.state.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     errors.install(app)

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Cookie, Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.engine import Engine
 
 from orchestrator.api.ratelimit import RateLimiter
 from orchestrator.services import RunService
 from orchestrator.settings import Settings
-from orchestrator.store import keys
+from orchestrator.store import keys, tenancy
 
 
 class Unauthenticated(Exception):
@@ -58,7 +59,7 @@ def _presented_key(authorization: str | None, x_api_key: str | None, cookie: str
     return x_api_key or cookie or None
 
 
-def authenticate(
+async def authenticate(
     request: Request,
     engine: Annotated[Engine, Depends(get_engine)],
     authorization: Annotated[str | None, Header(description="`Bearer <api key>`")] = None,
@@ -68,17 +69,24 @@ def authenticate(
     presented = _presented_key(authorization, x_api_key, vai_token)
     if not presented or len(presented) > 200:
         raise Unauthenticated()
-    with engine.connect() as conn:
-        record = keys.find_active(conn, presented)
+    record = await run_in_threadpool(_find_key, engine, presented)
     if record is None:
         raise Unauthenticated()
     limiter: RateLimiter = request.app.state.limiter
     wait = limiter.acquire(str(record.id))
     if wait > 0:
         raise RateLimited(wait)
+    # Async on purpose: a context variable set here is seen by the endpoint and its threads, and
+    # every transaction they begin runs under row-level security for these tenants.
+    tenancy.scope_to(record.tenants)
     return Principal(
         tenant_id=record.tenant_id, key_prefix=record.prefix, tenants=record.tenants, key_id=str(record.id)
     )
+
+
+def _find_key(engine: Engine, presented: str) -> keys.KeyRecord | None:
+    with engine.connect() as conn:
+        return keys.find_active(conn, presented)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
