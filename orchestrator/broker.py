@@ -13,7 +13,14 @@ EXECUTE_RUN_TASK = "orch.execute_run"
 
 def make_celery(settings: Settings, broker_url: str) -> Celery:
     app = Celery("orchestrator", broker=broker_url, set_as_current=False)
-    transport = {"visibility_timeout": settings.visibility_timeout_seconds}
+    visibility = settings.visibility_timeout_seconds
+    transport = {
+        "visibility_timeout": visibility,
+        # kombu looks for expired unacked messages about every interval x throttle seconds (100 s by
+        # default); with a short visibility timeout, look as often as the timeout is short.
+        "unacked_restore_interval": max(1, min(10, visibility // 4)),
+        "unacked_restore_throttle": 1 if visibility < 600 else 10,
+    }
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,

@@ -31,6 +31,9 @@ class SleepParams(BaseModel):
     transient_failures: int = Field(
         default=0, ge=0, le=10, description="Fail this many attempts with a retryable error first."
     )
+    uninterruptible: bool = Field(
+        default=False, description="Sleep without cancel checkpoints (fault drills: forced cancels)."
+    )
     crash_attempts: int = Field(
         default=0,
         ge=0,

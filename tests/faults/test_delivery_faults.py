@@ -73,3 +73,23 @@ def test_redis_sigkill_with_runs_queued_and_running(
         f"\nredis-server SIGKILLed, {len(accepted)} runs in flight: all terminal {took:.1f}s after its return"
     )
     assert check_invariant(system, tenant, accepted) == {"RunSucceeded": len(accepted)}
+
+
+def test_runs_longer_than_the_visibility_timeout_execute_once(make_system: MakeSystem, tenant: str) -> None:
+    """Redis hands an unacknowledged message out again once the visibility timeout passes; the copy
+    finds its attempt already active and is dropped, so each run executes exactly once."""
+    system = make_system(visibility_timeout_seconds=2, lease_seconds=30.0, lease_renew_seconds=1.0)
+    for role in ("relay", "project", "reconcile", "worker", "worker"):
+        system.start(role)
+    steps = 6
+    accepted = system.submit(tenant, scale(4, 20), duration=7, steps=steps)
+    system.wait_all_terminal(tenant, timeout=90)
+    assert check_invariant(system, tenant, accepted) == {"RunSucceeded": len(accepted)}
+    for run_id in accepted:
+        types = system.event_types(run_id)
+        assert types.count("RunStarted") == 1, types
+        assert types.count("ProgressReported") == steps, "the job's work was done once"
+    worker_logs = "".join(log.read_text(errors="replace") for log in system.log_dir.glob("worker-*.log"))
+    redelivered = worker_logs.count("delivery.dropped")
+    print(f"\nvisibility timeout 2s, runs of 7s: {redelivered} late copies dropped, each run executed once")
+    assert redelivered >= 1, "the broker did hand out copies past the visibility timeout"

@@ -109,3 +109,30 @@ def test_sigterm_restarts_interrupted_runs_within_seconds(make_system: MakeSyste
         assert "AttemptLost" in system.event_types(run_id)
     system.wait_all_terminal(tenant, timeout=60)
     assert check_invariant(system, tenant, interrupted) == {"RunSucceeded": 2}
+
+
+def test_a_cancel_is_guaranteed_even_when_the_job_ignores_it(make_system: MakeSystem, tenant: str) -> None:
+    system = make_system()
+    _core_roles(system)
+    worker = system.start("worker")
+    stubborn = system.submit(tenant, 1, duration=60, uninterruptible=True)[0]
+    wait_until(lambda: "RunStarted" in system.event_types(stubborn), timeout=20, message="run started")
+    children_before = {c.pid for c in system.pool_children(worker)}
+    system.service.cancel(tenant, stubborn)
+    requested_at = time.monotonic()
+    wait_until(lambda: "RunCanceled" in system.event_types(stubborn), timeout=20, message="forced cancel")
+    took = time.monotonic() - requested_at
+    with system.engine.connect() as conn:
+        reason = conn.execute(
+            sa.select(events.c.data["reason"].as_string()).where(
+                events.c.stream_id == stubborn, events.c.type == "RunCanceled"
+            )
+        ).scalar_one()
+    assert reason == "cancel_grace_expired"
+    assert took < system.settings.cancel_grace_seconds + 5
+    # The attempt itself was terminated: its pool process was replaced, and the worker still works.
+    wait_until(lambda: {c.pid for c in system.pool_children(worker)} - children_before, timeout=15)
+    after = system.submit(tenant, 1, duration=0.1)
+    system.wait_all_terminal(tenant, timeout=30)
+    assert check_invariant(system, tenant, [stubborn, *after]) == {"RunCanceled": 1, "RunSucceeded": 1}
+    print(f"\nforced cancel {took:.1f}s after the request (grace {system.settings.cancel_grace_seconds}s)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any
 
 from schemas.jobs import SleepParams
@@ -22,7 +23,10 @@ def run(ctx: JobContext, params: SleepParams) -> dict[str, Any]:
         raise RetryableJobError(
             ErrorCode.SERVICE_UNAVAILABLE, f"transient failure requested (attempt {ctx.attempt})"
         )
-    if params.duration > 0:
+    if params.uninterruptible:
+        # No checkpoints: only the forced cancel (and the worker's lease keeper) can stop this one.
+        time.sleep(params.duration)
+    elif params.duration > 0:
         slice_seconds = params.duration / params.steps
         for done in range(1, params.steps + 1):
             ctx.sleep(slice_seconds)
