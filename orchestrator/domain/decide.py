@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from orchestrator.domain.commands import (
     Cancel,
     Command,
@@ -74,21 +76,7 @@ def decide(state: RunState, command: Command) -> list[Event]:
 def _create(state: RunState, command: CreateRun) -> list[Event]:
     if state.exists:
         raise RunAlreadyExists("run already exists")
-    return [
-        RunCreated(
-            run_id=command.run_id,
-            tenant_id=command.tenant_id,
-            kind=command.kind,
-            params=command.params,
-            task=command.task,
-            parent_id=command.parent_id,
-            root_id=command.root_id or command.run_id,
-            depth=command.depth,
-            max_attempts=command.max_attempts,
-            labels=command.labels,
-            attributes=command.attributes,
-        )
-    ]
+    return [RunCreated(**{**asdict(command), "root_id": command.root_id or command.run_id})]
 
 
 def _start(state: RunState, command: StartAttempt) -> list[Event]:
@@ -115,62 +103,22 @@ def _require_current_attempt(state: RunState, attempt: int) -> None:
         raise StaleAttempt(f"attempt {attempt} is not the active attempt")
 
 
+# Commands that a running attempt reports and that become one event of the same fields, as they are.
+RECORDED_AS: dict[type, type[Event]] = {
+    ReportProgress: ProgressReported,
+    StartStep: StepStarted,
+    FinishStep: StepFinished,
+    RecordUsage: UsageRecorded,
+    Succeed: RunSucceeded,
+    Fail: RunFailed,
+}
+
+
 def _attempt_events(state: RunState, command: AttemptCommand) -> list[Event]:
+    event_type = RECORDED_AS.get(type(command))
+    if event_type is not None:
+        return [event_type(**asdict(command))]
     match command:
-        case ReportProgress():
-            return [
-                ProgressReported(
-                    attempt=command.attempt,
-                    done=command.done,
-                    total=command.total,
-                    counts=command.counts,
-                    message=command.message,
-                )
-            ]
-        case StartStep():
-            return [
-                StepStarted(
-                    attempt=command.attempt,
-                    step_key=command.step_key,
-                    sequence=command.sequence,
-                    tool_name=command.tool_name,
-                    input=command.input,
-                )
-            ]
-        case FinishStep():
-            return [
-                StepFinished(
-                    attempt=command.attempt,
-                    step_key=command.step_key,
-                    sequence=command.sequence,
-                    status=command.status,
-                    output=command.output,
-                    error=command.error,
-                    duration_ms=command.duration_ms,
-                )
-            ]
-        case RecordUsage():
-            return [
-                UsageRecorded(
-                    attempt=command.attempt,
-                    input_tokens=command.input_tokens,
-                    output_tokens=command.output_tokens,
-                    cached_input_tokens=command.cached_input_tokens,
-                    cache_write_tokens=command.cache_write_tokens,
-                    cost=command.cost,
-                )
-            ]
-        case Succeed():
-            return [RunSucceeded(attempt=command.attempt, result=command.result, metrics=command.metrics)]
-        case Fail():
-            return [
-                RunFailed(
-                    attempt=command.attempt,
-                    error_code=command.error_code,
-                    error=command.error,
-                    reason=command.reason,
-                )
-            ]
         case FailAttempt():
             return _fail_attempt(state, command)
         case LoseAttempt():
