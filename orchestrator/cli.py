@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -337,25 +337,55 @@ def runs_watch(
     run_id: str,
     url: ApiUrl = "http://127.0.0.1:8000",
     key: ApiKey = "",
-    interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 0.5,
     as_json: AsJson = False,
 ) -> None:
-    """Print the run's events as they happen until it ends; exit 0 if it succeeded, else 1."""
-    seen = 0
+    """Follow the run's events live (SSE) until it ends; exit 0 if it succeeded, else 1.
+
+    A dropped connection is resumed from the last event seen (Last-Event-ID), so nothing is missed."""
+    last_id: str | None = None
+    last_type = ""
     with _client(url, key) as client:
-        while True:
-            events = _checked(client.get(f"/v1/runs/{run_id}/events"))["data"]
-            for event in events[seen:]:
-                if as_json:
-                    print(json.dumps(event), flush=True)
-                else:
-                    line = f"{event['recorded_at']}  v{event['version']:<3} {event['type']}"
-                    print(f"{line}  {json.dumps(event['data'])}")
-                    sys.stdout.flush()
-            seen = len(events)
-            if events and events[-1]["type"] in {"RunSucceeded", "RunFailed", "RunCanceled"}:
-                raise typer.Exit(0 if events[-1]["type"] == "RunSucceeded" else 1)
-            time.sleep(interval)
+        while last_type not in TERMINAL_TYPES:
+            headers = {"Last-Event-ID": last_id} if last_id else {}
+            try:
+                with client.stream(
+                    "GET", f"/v1/runs/{run_id}/stream", headers=headers, timeout=None
+                ) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        _checked(response)
+                    for event_id, event in _sse_events(response.iter_lines()):
+                        last_id, last_type = event_id, event["type"]
+                        _print_event(event, as_json)
+            except httpx.TransportError:
+                err.print("[yellow]connection lost; resuming[/yellow]")
+                time.sleep(1.0)
+    raise typer.Exit(0 if last_type == "RunSucceeded" else 1)
+
+
+TERMINAL_TYPES = frozenset({"RunSucceeded", "RunFailed", "RunCanceled"})
+
+
+def _sse_events(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(id, data) of each Server-Sent Event; comments (heartbeats) are skipped."""
+    event_id, data = "", ""
+    for line in lines:
+        if not line:
+            if data:
+                yield event_id, json.loads(data)
+            event_id, data = "", ""
+        elif line.startswith("id:"):
+            event_id = line[3:].strip()
+        elif line.startswith("data:"):
+            data += line[5:].strip()
+
+
+def _print_event(event: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(event), flush=True)
+        return
+    line = f"{event['recordedAt']}  v{event['version']:<3} {event['type']}"
+    print(f"{line}  {json.dumps(event['data'])}", flush=True)
 
 
 def main() -> None:

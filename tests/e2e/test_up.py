@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -97,6 +98,31 @@ def test_up_runs_200_sleep_runs_and_keeps_them_across_a_restart(up: Up) -> None:
                 (3, "RunSucceeded"),
             ]
         before = {run_id: client.get(f"/v1/runs/{run_id}/events").json() for run_id in ids[:10]}
+    watch = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator.cli",
+            "runs",
+            "watch",
+            ids[0],
+            "--url",
+            up.url,
+            "--key",
+            key,
+            "--json",
+        ],
+        env=up.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert watch.returncode == 0, watch.stderr
+    assert [json.loads(line)["type"] for line in watch.stdout.splitlines()] == [
+        "RunCreated",
+        "RunStarted",
+        "RunSucceeded",
+    ]
     up.stop()
 
     assert up.start() == key, "the development key survives a restart"
