@@ -115,6 +115,12 @@ def worker(
     from workers.app import create_app as create_celery
 
     settings = _resolved(data_dir, worker_concurrency=concurrency)
+    if settings.visibility_timeout_seconds < 2 * settings.task_time_limit_seconds:
+        # Redis would hand a still-running task out again; attempts make that harmless but wasteful.
+        err.print(
+            "[yellow]ORCH_VISIBILITY_TIMEOUT_SECONDS is below twice ORCH_TASK_TIME_LIMIT_SECONDS: long runs "
+            "will be redelivered (and the copies dropped)[/yellow]"
+        )
     celery = create_celery(settings)
     names = ",".join(settings.queue_name(q.strip()) for q in queues.split(",") if q.strip())
     # SIGTERM becomes a soft shutdown: running tasks get the grace period, then are re-queued.
