@@ -26,5 +26,10 @@ typecheck: $(STAMP)
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest $(ARGS)
 
+# The long schemathesis run over the whole OpenAPI document; `make test` runs a small share of it.
+.PHONY: fuzz
+fuzz: $(STAMP)
+	ORCH_FUZZ_EXAMPLES=300 $(BIN)/pytest tests/contract/test_openapi_fuzz.py $(ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -2,22 +2,57 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from schemas.runs import ErrorCode, RunStatus
+
+# PostgreSQL text and jsonb cannot hold a NUL character: every string that may reach the database says so
+# in its schema (`pattern`), so such input is a 422 and never a database error. Pydantic already refuses
+# strings that are not Unicode (unpaired surrogates).
+NO_NUL = r"^[^\x00]*$"
+
+
+def storable_json(value: Any) -> Any:
+    """`value` if jsonb can store it: no NUL character and no unpaired surrogate in any key or string, and
+    no NaN or infinity (which Python's JSON parser accepts and JSON does not). Iterative, so any nesting
+    the request guard lets through is fine."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("strings must not contain NUL characters")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("strings must be valid Unicode (no unpaired surrogates)") from None
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("numbers must be finite")
+    return value
+
+
+# A free-form JSON object stored as given (params, context): refused (422) when jsonb cannot hold it.
+JsonObject = Annotated[dict[str, Any], AfterValidator(storable_json)]
+Labels = Annotated[dict[str, str], AfterValidator(storable_json)]
 
 
 class RunCreateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: str = Field(min_length=1, max_length=64, description="Job kind, e.g. `sleep`.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Kind-specific parameters.")
+    kind: str = Field(min_length=1, max_length=64, pattern=NO_NUL, description="Job kind, e.g. `sleep`.")
+    params: JsonObject = Field(default_factory=dict, description="Kind-specific parameters.")
     parent_run_id: UUID | None = Field(default=None, description="Makes this run a child of that run.")
-    task: str | None = Field(default=None, max_length=255)
-    labels: dict[str, str] = Field(default_factory=dict, max_length=32)
+    task: str | None = Field(default=None, max_length=255, pattern=NO_NUL)
+    labels: Labels = Field(default_factory=dict, max_length=32)
 
 
 class Progress(BaseModel):
@@ -72,6 +107,18 @@ class EventList(BaseModel):
 class ErrorBody(BaseModel):
     detail: str
     error_code: str
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+CheckStatus = Literal["ok", "unavailable"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, CheckStatus] = Field(description="`database` and `broker`.")
 
 
 class ValidationErrorItem(BaseModel):

@@ -13,15 +13,18 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.api import NO_NUL, JsonObject
 from schemas.runs import RunStatus
 from schemas.tasks import PublishedTask
 
 
 class CreateRunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    context: dict[str, Any] = Field(description="Values for the task's context variables.")
-    taskName: str | None = Field(default=None, max_length=255, description="A published task's name.")
-    triggeredBy: str = Field(default="api", max_length=255)
+    context: JsonObject = Field(description="Values for the task's context variables.")
+    taskName: str | None = Field(
+        default=None, max_length=255, pattern=NO_NUL, description="A published task's name."
+    )
+    triggeredBy: str = Field(default="api", max_length=255, pattern=NO_NUL)
     workflowDocumentId: UUID | None = None
     workspaceId: UUID | None = None
 

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.api import NO_NUL, JsonObject
 from schemas.runs import ErrorCode, RunStatus
 
 
@@ -46,9 +47,13 @@ class TaxonomyRunCreate(BaseModel):
     """Our addition to the surface: how a taxonomy run gets its creation attributes."""
 
     model_config = ConfigDict(extra="forbid")
-    tenant_id: str = Field(min_length=1, max_length=255, description="Own tenant or one the key is granted.")
-    field_id: str = Field(min_length=1, max_length=255)
-    source_type: str = Field(min_length=1, max_length=255)
-    source_id: str = Field(max_length=255, description='"" is the canonical "no source" bucket.')
-    field_label: str | None = Field(default=None, min_length=1, max_length=255)
-    params: dict[str, Any] = Field(default_factory=dict, description="Opaque parameters for the build.")
+    tenant_id: str = Field(
+        min_length=1, max_length=255, pattern=NO_NUL, description="Own tenant or one the key is granted."
+    )
+    field_id: str = Field(min_length=1, max_length=255, pattern=NO_NUL)
+    source_type: str = Field(min_length=1, max_length=255, pattern=NO_NUL)
+    source_id: str = Field(
+        max_length=255, pattern=NO_NUL, description='"" is the canonical "no source" bucket.'
+    )
+    field_label: str | None = Field(default=None, min_length=1, max_length=255, pattern=NO_NUL)
+    params: JsonObject = Field(default_factory=dict, description="Opaque parameters for the build.")

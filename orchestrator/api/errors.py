@@ -17,6 +17,7 @@ from orchestrator.api.cursor import InvalidCursor
 from orchestrator.api.deps import RateLimited, Unauthenticated
 from orchestrator.domain.errors import DomainError
 from orchestrator.services import IdempotencyConflict, InvalidRequest, RunNotFound
+from schemas.api import ErrorBody, ValidationErrorBody
 
 log = structlog.get_logger(__name__)
 
@@ -80,6 +81,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # Only FastAPI raises it, for a body it could not decode (not UTF-8, say): that is a body that
+            # is not JSON, answered like the malformed JSON FastAPI reports as a 422.
+            item = {"loc": ["body"], "msg": "body is not valid JSON", "type": "json_invalid"}
+            return JSONResponse({"detail": [item]}, status_code=422)
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status_code, "error"
         )
@@ -89,3 +95,23 @@ def install(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.error("api.unhandled", error_type=type(exc).__name__)
         return _error(500, "internal error", "internal_error")
+
+
+# OpenAPI `responses` entries for the canonical error answers; routes pick the ones they can give.
+RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
+}
+RESPONSES: dict[int, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing, invalid or revoked API key"},
+    404: {"model": ErrorBody, "description": "No such run for this tenant"},
+    409: {"model": ErrorBody, "description": "The run's state does not allow it"},
+    413: {"model": ErrorBody, "description": "Request body over the size limit"},
+    422: {"model": ValidationErrorBody, "description": "Invalid input"},
+    429: {"model": ErrorBody, "description": "Request rate of this API key exceeded", "headers": RETRY_AFTER},
+    503: {"model": ErrorBody, "description": "Database unavailable, retry shortly", "headers": RETRY_AFTER},
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route that can answer `codes` (merge an entry over one to reword it)."""
+    return {code: dict(RESPONSES[code]) for code in codes}

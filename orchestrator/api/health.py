@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from orchestrator.api.deps import EngineDep, SettingsDep
+from schemas.api import CheckStatus, Health, Readiness
 
 router = APIRouter(tags=["health"])
 
@@ -19,14 +20,18 @@ def redis_client(url: str) -> redis.Redis[bytes]:
     return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
 
 
-@router.get("/healthz")
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    return Health(status="ok")
 
 
-@router.get("/readyz", responses={503: {"description": "A dependency is down"}})
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "The database or the broker is down"}},
+)
 def readyz(engine: EngineDep, settings: SettingsDep) -> JSONResponse:
-    checks: dict[str, str] = {}
+    checks: dict[str, CheckStatus] = {}
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
@@ -41,6 +46,5 @@ def readyz(engine: EngineDep, settings: SettingsDep) -> JSONResponse:
     except Exception:
         checks["broker"] = "unavailable"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503
-    )
+    body = Readiness(status="ready" if ready else "not_ready", checks=checks)
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)

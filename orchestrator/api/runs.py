@@ -11,20 +11,25 @@ from fastapi.concurrency import run_in_threadpool
 
 from orchestrator.api import cursor
 from orchestrator.api.deps import EngineDep, PrincipalDep, ServiceDep, SettingsDep
-from orchestrator.api.errors import NOT_FOUND_BODY
+from orchestrator.api.errors import NOT_FOUND_BODY, RESPONSES, responses
 from orchestrator.api.views import created_view, event_view, run_view
 from orchestrator.projections import runner
 from orchestrator.readmodel import RunFilters, get_run, list_runs, run_events
 from orchestrator.services import RunNotFound, SubmitRequest
-from schemas.api import ErrorBody, EventList, RunCreateRequest, RunPage, RunView, ValidationErrorBody
+from schemas.api import NO_NUL, EventList, RunCreateRequest, RunPage, RunView
 from schemas.runs import RunStatus
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Missing or invalid API key"},
-    404: {"model": ErrorBody, "description": "No such run for this tenant"},
-    422: {"model": ValidationErrorBody, "description": "Invalid input"},
+_RUN_ERRORS = responses(401, 404, 422, 429, 503)
+_SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": RunView, "description": "A retry with the same `Idempotency-Key`: the run it created"},
+    **responses(401, 409, 413, 422, 429, 503),
+    409: {**RESPONSES[409], "description": "The `Idempotency-Key` was used with a different request"},
+}
+_CANCEL_RESPONSES = {
+    **responses(401, 404, 409, 422, 429, 503),
+    409: {**RESPONSES[409], "description": "The run has already finished"},
 }
 
 
@@ -36,7 +41,7 @@ def _read_run(engine: EngineDep, tenant_id: str, run_id: UUID) -> RunView:
     return run_view(row)
 
 
-@router.post("", status_code=201, response_model=RunView, responses={**_ERRORS, 409: {"model": ErrorBody}})
+@router.post("", status_code=201, response_model=RunView, responses=_SUBMIT_RESPONSES)
 def submit_run(
     body: RunCreateRequest,
     principal: PrincipalDep,
@@ -44,7 +49,7 @@ def submit_run(
     engine: EngineDep,
     settings: SettingsDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=255, pattern=NO_NUL)] = None,
 ) -> RunView:
     """Submit a run. With an `Idempotency-Key`, a retry returns the run the first call created (200)."""
     outcome = service.submit(
@@ -69,13 +74,13 @@ def submit_run(
     return _read_run(engine, principal.tenant_id, outcome.run_id)
 
 
-@router.get("", response_model=RunPage, responses=_ERRORS)
+@router.get("", response_model=RunPage, responses=responses(401, 422, 429, 503))
 def list_runs_route(
     principal: PrincipalDep,
     engine: EngineDep,
     settings: SettingsDep,
     status: RunStatus | None = None,
-    kind: Annotated[str | None, Query(max_length=64)] = None,
+    kind: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     parent_id: UUID | None = None,
     root_only: bool = False,
     created_after: datetime | None = None,
@@ -115,12 +120,12 @@ def list_runs_route(
     return RunPage(data=page, next_cursor=next_cursor)
 
 
-@router.get("/{run_id}", response_model=RunView, responses=_ERRORS)
+@router.get("/{run_id}", response_model=RunView, responses=_RUN_ERRORS)
 def get_run_route(run_id: UUID, principal: PrincipalDep, engine: EngineDep) -> RunView:
     return _read_run(engine, principal.tenant_id, run_id)
 
 
-@router.get("/{run_id}/events", response_model=EventList, responses=_ERRORS)
+@router.get("/{run_id}/events", response_model=EventList, responses=_RUN_ERRORS)
 def get_run_events(run_id: UUID, principal: PrincipalDep, engine: EngineDep) -> EventList:
     """The run's event log in version order."""
     with engine.connect() as conn:
@@ -130,7 +135,7 @@ def get_run_events(run_id: UUID, principal: PrincipalDep, engine: EngineDep) -> 
     return EventList(data=[event_view(r) for r in rows])
 
 
-@router.post("/{run_id}/cancel", response_model=RunView, responses={**_ERRORS, 409: {"model": ErrorBody}})
+@router.post("/{run_id}/cancel", response_model=RunView, responses=_CANCEL_RESPONSES)
 async def cancel_run(
     run_id: UUID, principal: PrincipalDep, service: ServiceDep, engine: EngineDep, settings: SettingsDep
 ) -> RunView:

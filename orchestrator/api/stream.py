@@ -16,9 +16,9 @@ from starlette.types import Receive, Scope, Send
 
 from orchestrator.api import sse
 from orchestrator.api.deps import EngineDep, PrincipalDep
+from orchestrator.api.errors import RESPONSES, responses
 from orchestrator.services import RunNotFound
 from orchestrator.store.events import RecordedEvent
-from schemas.api import ErrorBody, ValidationErrorBody
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
@@ -28,11 +28,9 @@ STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "One SSE event per log event (`id` = global position, `event` = type, `data` = JSON);"
         " the stream ends after the terminal event.",
     },
-    401: {"model": ErrorBody, "description": "Missing or invalid API key"},
-    404: {"model": ErrorBody, "description": "No such run for this tenant"},
-    422: {"model": ValidationErrorBody, "description": "Invalid input"},
-    429: {"model": ErrorBody, "description": "Too many open streams for this API key"},
-    503: {"model": ErrorBody, "description": "Too many open streams on this server"},
+    **responses(401, 404, 422, 429, 503),
+    429: {**RESPONSES[429], "description": "Too many open streams, or requests, for this API key"},
+    503: {**RESPONSES[503], "description": "Too many open streams on this server, or the database is down"},
 }
 
 

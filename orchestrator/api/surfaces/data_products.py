@@ -21,13 +21,13 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy.engine import Engine
 
 from orchestrator.api.deps import EngineDep, PrincipalDep, ServiceDep, SettingsDep
+from orchestrator.api.errors import RESPONSES, responses
 from orchestrator.api.stream import STREAM_RESPONSES, run_event_response
 from orchestrator.projections import runner
 from orchestrator.readmodel import get_run
 from orchestrator.readmodel_tree import AttributeFilters, latest_steps, page_runs, run_tree
 from orchestrator.services import InvalidRequest, RunNotFound, SubmitRequest
 from orchestrator.store.events import RecordedEvent
-from schemas.api import ErrorBody, ValidationErrorBody
 from schemas.runs import RunStatus
 from schemas.surfaces_data_products import (
     CreateRunRequest,
@@ -45,10 +45,12 @@ from schemas.tasks import PUBLISHED_TASKS, ContextError, resolve_context
 
 router = APIRouter(prefix="/api/v1/data-products", tags=["data-products"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Missing or invalid API key"},
-    404: {"model": ErrorBody, "description": "No such run for this tenant"},
-    422: {"model": ValidationErrorBody, "description": "Invalid input"},
+_ERRORS = responses(401, 404, 422, 429, 503)
+_LIST_ERRORS = responses(401, 422, 429, 503)
+_CREATE_ERRORS = responses(401, 413, 422, 429, 503)
+_CANCEL_ERRORS = {
+    **responses(401, 404, 409, 422, 429, 503),
+    409: {**RESPONSES[409], "description": "The run has already finished"},
 }
 # A read-model row by column name (SQLAlchemy's RowMapping, or the dict built from RunCreated).
 Row = Mapping[Any, Any]
@@ -191,7 +193,7 @@ def _read_detail(engine: Engine, tenant_id: str, run_id: UUID) -> RunDetail:
     return detail_view(row._mapping, [s._mapping for s in steps])
 
 
-@router.get("/runs", response_model=RunList, responses=_ERRORS)
+@router.get("/runs", response_model=RunList, responses=_LIST_ERRORS)
 def list_runs(
     principal: PrincipalDep,
     engine: EngineDep,
@@ -215,7 +217,7 @@ def list_runs(
     return RunList(items=[summary_view(r._mapping) for r in rows], total=total)
 
 
-@router.post("/runs", response_model=RunDetail, responses=_ERRORS)
+@router.post("/runs", response_model=RunDetail, responses=_CREATE_ERRORS)
 def create_run(
     body: CreateRunRequest,
     principal: PrincipalDep,
@@ -272,9 +274,7 @@ def get_run_detail(run_id: UUID, principal: PrincipalDep, engine: EngineDep) -> 
     return _read_detail(engine, principal.tenant_id, run_id)
 
 
-@router.post(
-    "/runs/{run_id}/cancel", response_model=RunDetail, responses={**_ERRORS, 409: {"model": ErrorBody}}
-)
+@router.post("/runs/{run_id}/cancel", response_model=RunDetail, responses=_CANCEL_ERRORS)
 def cancel_run(
     run_id: UUID, principal: PrincipalDep, service: ServiceDep, engine: EngineDep, settings: SettingsDep
 ) -> RunDetail:
@@ -308,7 +308,7 @@ def get_run_tree(run_id: UUID, principal: PrincipalDep, engine: EngineDep) -> Ru
     return RunTree(items=[summary_view(r._mapping) for r in rows])
 
 
-@router.get("/tasks", response_model=TaskList, responses=_ERRORS)
+@router.get("/tasks", response_model=TaskList, responses=responses(401, 422, 429, 503))
 def list_tasks(principal: PrincipalDep) -> TaskList:
     """The published tasks a run can be created from, with their context variables."""
     return TaskList(items=[TaskView.of(task) for task in PUBLISHED_TASKS.values()])

@@ -13,13 +13,15 @@ attributes. States map from the run lifecycle, `running` split by whether a retr
 `STATES` is that table, read both ways: to label a run and to turn a `state` filter into SQL.
 
 Errors keep this surface's own shape, `{"status": [{"code", "statusDetail"}], "job": []}`, with the HTTP
-status the code implies (400 INVALID_ARGUMENT, 401 UNAUTHENTICATED, 503 UNAVAILABLE). The app's global
-handlers answer in the canonical shape, so `ListJobsRoute` catches these errors first, including the 401
-the shared authentication dependency raises and the body's validation errors.
+status the code implies (400 INVALID_ARGUMENT, 401 UNAUTHENTICATED, 429 RESOURCE_EXHAUSTED and 503
+UNAVAILABLE, the last two with `Retry-After`). The app's global handlers answer in the canonical shape, so
+`ListJobsRoute` catches these errors first, including the 401 and 429 the shared authentication dependency
+raises and the body's validation errors.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,7 +37,8 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from orchestrator.api import cursor
-from orchestrator.api.deps import EngineDep, PrincipalDep, SettingsDep, Unauthenticated
+from orchestrator.api.deps import EngineDep, PrincipalDep, RateLimited, SettingsDep, Unauthenticated
+from orchestrator.api.errors import RESPONSES, RETRY_AFTER
 from orchestrator.readmodel_surfaces import JobFilters, list_jobs
 from schemas.runs import RunStatus
 from schemas.surfaces_list_jobs import Job, JobState, JobType, ListJobsRequest, ListJobsResponse, StatusEntry
@@ -66,9 +69,10 @@ KEY_SCOPE = {"surface": "list-jobs"}
 class ListJobsError(Exception):
     """An answer in this surface's error shape: the HTTP status and the document's code that goes with it."""
 
-    def __init__(self, status_code: int, code: str, detail: str) -> None:
+    def __init__(self, status_code: int, code: str, detail: str, retry_after: int | None = None) -> None:
         super().__init__(detail)
         self.status_code, self.code, self.detail = status_code, code, detail
+        self.retry_after = retry_after
 
 
 def _invalid(detail: str) -> ListJobsError:
@@ -89,7 +93,9 @@ def _describe(errors: Any) -> str:
 
 def _error_response(error: ListJobsError) -> JSONResponse:
     body = ListJobsResponse(status=[StatusEntry(code=error.code, status_detail=error.detail)], job=[])
-    headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else {}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
     content = body.model_dump(mode="json", by_alias=True, exclude_none=True)
     return JSONResponse(content, status_code=error.status_code, headers=headers)
 
@@ -111,22 +117,38 @@ class ListJobsRoute(APIRoute):
                 return _error_response(_invalid("pageKey is not valid for this account"))
             except Unauthenticated:
                 return _error_response(ListJobsError(401, "UNAUTHENTICATED", "missing or invalid API key"))
+            except RateLimited as exc:
+                retry = max(1, math.ceil(exc.retry_after))
+                return _error_response(ListJobsError(429, "RESOURCE_EXHAUSTED", "rate limit exceeded", retry))
             except HTTPException as exc:
                 if exc.status_code != 400:
                     raise
                 return _error_response(_invalid("the body could not be parsed"))
             except OperationalError:
-                return _error_response(ListJobsError(503, "UNAVAILABLE", "database unavailable, retry"))
+                return _error_response(ListJobsError(503, "UNAVAILABLE", "database unavailable, retry", 2))
 
         return guarded
 
 
 router = APIRouter(prefix="/v1/list-jobs", tags=["list-jobs"], route_class=ListJobsRoute)
 
-# Declaring 4XX also keeps FastAPI from advertising the canonical 422, which this surface never sends.
+# The route's own errors are in this surface's shape. The request guard answers before the route, in the
+# canonical shape: 413 for a body over the size limit, 422 for JSON nested too deep (never a field error,
+# which is a 400 here).
 _ERRORS: dict[int | str, dict[str, Any]] = {
     "4XX": {"model": ListJobsResponse, "description": "400 INVALID_ARGUMENT or 401 UNAUTHENTICATED"},
-    503: {"model": ListJobsResponse, "description": "UNAVAILABLE: the database is down, retry"},
+    413: RESPONSES[413],
+    422: {**RESPONSES[422], "description": "JSON nested deeper than the request guard allows"},
+    429: {
+        "model": ListJobsResponse,
+        "description": "RESOURCE_EXHAUSTED: request rate of this API key exceeded",
+        "headers": RETRY_AFTER,
+    },
+    503: {
+        "model": ListJobsResponse,
+        "description": "UNAVAILABLE: the database is down, retry",
+        "headers": RETRY_AFTER,
+    },
 }
 
 

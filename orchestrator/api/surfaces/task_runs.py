@@ -24,8 +24,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from orchestrator.api.deps import EngineDep, PrincipalDep
+from orchestrator.api.errors import responses
 from orchestrator.readmodel_surfaces import task_runs
-from schemas.api import ErrorBody, ValidationErrorBody
 from schemas.runs import RunStatus
 from schemas.surfaces_task_runs import TaskRun, TaskRunPage, TaskRunStatus
 
@@ -47,10 +47,7 @@ MAX_INDEX = 2**31 - 1
 
 router = APIRouter(prefix="/api/v1/task-runs", tags=["task-runs"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Missing or invalid API key"},
-    422: {"model": ValidationErrorBody, "description": "Invalid input"},
-}
+_ERRORS = responses(401, 422, 429, 503)
 
 
 def task_run_status(status: RunStatus, dispatched: bool) -> TaskRunStatus:

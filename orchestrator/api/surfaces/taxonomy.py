@@ -14,12 +14,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from orchestrator.api.deps import EngineDep, Principal, PrincipalDep, ServiceDep, SettingsDep
+from orchestrator.api.errors import RESPONSES, responses
 from orchestrator.projections import runner
 from orchestrator.readmodel import get_run
 from orchestrator.readmodel_surfaces import taxonomy_runs
 from orchestrator.services import RunNotFound, SubmitRequest
 from orchestrator.store.events import RecordedEvent
-from schemas.api import ErrorBody, ValidationErrorBody
+from schemas.api import NO_NUL
 from schemas.runs import RunStatus
 from schemas.surfaces_taxonomy import TaxonomyRun, TaxonomyRunCreate, TaxonomyRunList
 
@@ -27,11 +28,11 @@ KIND = "taxonomy_build"
 
 router = APIRouter(prefix="/v1/taxonomy/runs", tags=["taxonomy"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Missing or invalid API key"},
-    404: {"model": ErrorBody, "description": "Tenant not open to this key (body of a missing run)"},
-    422: {"model": ValidationErrorBody, "description": "Invalid input"},
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {**RESPONSES[404], "description": "Tenant not open to this key (body of a missing run)"}
 }
+_LIST_ERRORS: dict[int | str, dict[str, Any]] = {**responses(401, 422, 429, 503), **_NOT_FOUND}
+_CREATE_ERRORS: dict[int | str, dict[str, Any]] = {**responses(401, 413, 422, 429, 503), **_NOT_FOUND}
 
 
 def _require_tenant(principal: Principal, tenant_id: str) -> None:
@@ -106,14 +107,14 @@ def _created(event: RecordedEvent) -> TaxonomyRun:
     )
 
 
-@router.get("", response_model=TaxonomyRunList, response_model_exclude_none=True, responses=_ERRORS)
+@router.get("", response_model=TaxonomyRunList, response_model_exclude_none=True, responses=_LIST_ERRORS)
 def list_taxonomy_runs(
     principal: PrincipalDep,
     engine: EngineDep,
-    tenant_id: Annotated[str, Query(min_length=1, max_length=255)],
-    field_id: Annotated[str | None, Query(max_length=255)] = None,
-    source_type: Annotated[str | None, Query(max_length=255)] = None,
-    source_id: Annotated[str | None, Query(max_length=255)] = None,
+    tenant_id: Annotated[str, Query(min_length=1, max_length=255, pattern=NO_NUL)],
+    field_id: Annotated[str | None, Query(max_length=255, pattern=NO_NUL)] = None,
+    source_type: Annotated[str | None, Query(max_length=255, pattern=NO_NUL)] = None,
+    source_id: Annotated[str | None, Query(max_length=255, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> TaxonomyRunList:
     """Taxonomy runs of `tenant_id`, most recent first.
@@ -137,7 +138,11 @@ def list_taxonomy_runs(
 
 
 @router.post(
-    "", status_code=201, response_model=TaxonomyRun, response_model_exclude_none=True, responses=_ERRORS
+    "",
+    status_code=201,
+    response_model=TaxonomyRun,
+    response_model_exclude_none=True,
+    responses=_CREATE_ERRORS,
 )
 def create_taxonomy_run(
     body: TaxonomyRunCreate,
