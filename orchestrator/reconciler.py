@@ -25,12 +25,15 @@ from orchestrator.store.schema import outbox as outbox_table
 
 log = structlog.get_logger(__name__)
 
+TERMINAL_TYPES = ("RunSucceeded", "RunFailed", "RunCanceled")
+
 
 @dataclass(frozen=True)
 class PassReport:
     lost_attempts: int
     redispatched: int
     forced_cancels: int
+    pruned: int
 
 
 def _constant(command: LoseAttempt) -> Callable[[RunState], Command]:
@@ -54,13 +57,24 @@ def recover_expired_leases(service: RunService) -> int:
     return recovered
 
 
+# A message may be lost, or only waiting behind long runs: each re-dispatch of the same attempt waits
+# twice as long as the one before (capped), so a busy queue is not flooded with copies.
+MAX_REDISPATCH_WAIT_SECONDS = 3600.0
+
+
 def _stalled_dispatches(engine: Engine, timeout_seconds: float) -> list[tuple[UUID, str, int, str]]:
-    o, newer = outbox_table.alias("o"), outbox_table.alias("newer")
-    cutoff = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, timeout_seconds)
+    o, newer, same = outbox_table.alias("o"), outbox_table.alias("newer"), outbox_table.alias("same")
+    dispatches = (
+        sa.select(sa.func.count())
+        .where(same.c.run_id == o.c.run_id, same.c.attempt == o.c.attempt)
+        .scalar_subquery()
+    )
+    wait = sa.func.least(MAX_REDISPATCH_WAIT_SECONDS, timeout_seconds * sa.func.power(2, dispatches - 1))
+    cutoff = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, wait)
     started_or_done = sa.exists().where(
         events.c.stream_id == o.c.run_id,
         sa.or_(
-            events.c.type.in_(("RunSucceeded", "RunFailed", "RunCanceled")),
+            events.c.type.in_(TERMINAL_TYPES),
             sa.and_(events.c.type == "RunStarted", events.c.data["attempt"].as_integer() >= o.c.attempt),
         ),
     )
@@ -78,6 +92,19 @@ def _stalled_dispatches(engine: Engine, timeout_seconds: float) -> list[tuple[UU
         return [(row[0], row[1], row[2], row[3]) for row in conn.execute(query)]
 
 
+def prune_outbox(engine: Engine, keep_seconds: float = 3600.0) -> int:
+    """Sent rows of finished runs are history the log already has; keep the table small."""
+    finished = sa.exists().where(
+        events.c.stream_id == outbox_table.c.run_id, events.c.type.in_(TERMINAL_TYPES)
+    )
+    cutoff = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, keep_seconds)
+    batch = sa.select(outbox_table.c.id).where(outbox_table.c.sent_at < cutoff, finished).limit(5000)
+    with engine.begin() as conn:
+        return conn.execute(
+            outbox_table.delete().where(outbox_table.c.id.in_(batch.scalar_subquery()))
+        ).rowcount
+
+
 def redispatch_stalled(service: RunService) -> int:
     stalled = _stalled_dispatches(service.engine, service.settings.dispatch_timeout_seconds)
     for run_id, tenant_id, attempt, queue in stalled:
@@ -89,9 +116,7 @@ def redispatch_stalled(service: RunService) -> int:
 
 def _overdue_cancels(engine: Engine, grace_seconds: float) -> list[UUID]:
     cutoff = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, grace_seconds)
-    finished = sa.exists().where(
-        events.c.stream_id == runs.c.id, events.c.type.in_(("RunSucceeded", "RunFailed", "RunCanceled"))
-    )
+    finished = sa.exists().where(events.c.stream_id == runs.c.id, events.c.type.in_(TERMINAL_TYPES))
     requested_before = sa.exists().where(
         events.c.stream_id == runs.c.id, events.c.type == "CancelRequested", events.c.recorded_at < cutoff
     )
@@ -120,7 +145,10 @@ def force_overdue_cancels(service: RunService) -> int:
 
 def reconcile_once(service: RunService) -> PassReport:
     return PassReport(
-        recover_expired_leases(service), redispatch_stalled(service), force_overdue_cancels(service)
+        recover_expired_leases(service),
+        redispatch_stalled(service),
+        force_overdue_cancels(service),
+        prune_outbox(service.engine),
     )
 
 
@@ -129,7 +157,7 @@ def run_reconciler(service: RunService, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             report = reconcile_once(service)
-            if report.lost_attempts or report.redispatched or report.forced_cancels:
+            if report.lost_attempts or report.redispatched or report.forced_cancels:  # pruning is routine
                 log.info("reconciler.pass", **report.__dict__)
         except Exception as exc:  # the next pass retries; one bad pass must not kill the role
             log.error("reconciler.pass_failed", error_type=type(exc).__name__)

@@ -10,7 +10,7 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from orchestrator.broker import EXECUTE_RUN_TASK, make_celery
-from orchestrator.projections.runner import PROJECTIONS, run_projector
+from orchestrator.projections.runner import PROJECTIONS, Projection, run_projector
 from orchestrator.reconciler import run_reconciler
 from orchestrator.relay import Publisher, run_relay
 from orchestrator.services import RunService
@@ -69,23 +69,23 @@ def relay(settings: Settings, engine: Engine) -> None:
 
 
 def projector(settings: Settings, engine: Engine) -> None:
+    """One supervised thread per projection: a crash (a database restart, a bad event) restarts that
+    projection's loop after a pause instead of silently ending it."""
     url = settings.database_url or ""
+    stop = stop_on_signals()
 
-    def _all(stop: threading.Event) -> None:
-        threads = [
-            threading.Thread(
-                target=run_projector,
-                args=(engine, url, settings.projector_poll_seconds, stop, p),
-                daemon=True,
-            )
-            for p in PROJECTIONS
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    def _loop(projection: Projection) -> Callable[[threading.Event], None]:
+        return lambda s: run_projector(engine, url, settings.projector_poll_seconds, s, projection)
 
-    run_until_stopped(_all, "projector")
+    threads = [
+        threading.Thread(target=keep_running, args=(_loop(p), f"projector:{p.name}", stop), daemon=True)
+        for p in PROJECTIONS
+    ]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        for t in threads:
+            t.join(timeout=0.5)
 
 
 def reconciler(settings: Settings, engine: Engine) -> None:

@@ -103,6 +103,7 @@ def _request_hash(request: SubmitRequest) -> str:
         "task": request.task,
         "parent": str(request.parent_id),
         "attributes": request.attributes,
+        "labels": request.labels,
     }
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 

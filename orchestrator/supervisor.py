@@ -43,9 +43,11 @@ def _spawn(role: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_ready(url: str, children: dict[str, subprocess.Popen[bytes]], timeout: float = 60.0) -> bool:
+def _wait_ready(
+    url: str, children: dict[str, subprocess.Popen[bytes]], stop: _StopRequest, timeout: float = 60.0
+) -> bool:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stop.requested:
         if any(p.poll() is not None for p in children.values()):
             return False
         try:
@@ -70,40 +72,48 @@ def _stop(children: dict[str, subprocess.Popen[bytes]], grace: float) -> None:
             proc.wait()
 
 
+class _StopRequest:
+    """Set by SIGINT/SIGTERM from the very start, so a signal during start-up still shuts down cleanly."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.requested = True
+
+
 def up(settings: Settings) -> int:
+    stop = _StopRequest()
     console = Console(stderr=True)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]orchestrator up[/bold]: data in {settings.data_dir.resolve()}")
     resolved, services = embedded.resolve(settings)
+    children: dict[str, subprocess.Popen[bytes]] = {}
     try:
         upgrade(resolved.database_url or "")
         key = _dev_key(resolved)
         env = dict(os.environ, ORCH_HOST=resolved.host, ORCH_PORT=str(resolved.port))
-        children = {role: _spawn(role, env) for role in ROLES}
-        stopping = False
-
-        def _on_signal(signum: int, _frame: object) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, _on_signal)
-        signal.signal(signal.SIGTERM, _on_signal)
+        if stop.requested:
+            return 0
+        children.update({role: _spawn(role, env) for role in ROLES})
         url = f"http://{resolved.host}:{resolved.port}"
-        if not _wait_ready(url, children):
-            console.print("[red]the system did not become ready; see the logs above[/red]")
-            _stop(children, resolved.worker_shutdown_seconds + 5)
-            return 1
+        if not _wait_ready(url, children, stop):
+            if not stop.requested:
+                console.print("[red]the system did not become ready; see the logs above[/red]")
+            return 0 if stop.requested else 1
         console.print(f"API: {url}   (docs: {url}/docs)")
         console.print(f"Development API key (tenant '{DEV_TENANT}'):")
         print(key, flush=True)
-        while not stopping:
+        while not stop.requested:
             dead = [role for role, proc in children.items() if proc.poll() is not None]
             for role in dead:
                 console.print(f"[yellow]{role} exited ({children[role].returncode}); restarting[/yellow]")
                 children[role] = _spawn(role, env)
             time.sleep(0.5)
         console.print("stopping ...")
-        _stop(children, resolved.worker_shutdown_seconds + 5)
         return 0
     finally:
+        _stop(children, resolved.worker_shutdown_seconds + 5)
         services.stop()

@@ -12,8 +12,10 @@ from orchestrator.domain.commands import Command, FinishStep, RecordUsage, Repor
 from orchestrator.domain.errors import DomainError
 from orchestrator.services import RunService
 from workers.errors import AttemptSuperseded, JobCanceled
+from workers.resilience import retried
 
 _CANCEL_CHECK_SECONDS = 0.2
+BLIP_SECONDS = 10.0
 
 
 class JobContext:
@@ -27,8 +29,9 @@ class JobContext:
         self._last_cancel_check = 0.0
 
     def _write(self, command: Command) -> None:
+        actor = f"worker:attempt-{self.attempt}"
         try:
-            self.service.execute(self.run_id, lambda _s: command, actor=f"worker:attempt-{self.attempt}")
+            retried(lambda: self.service.execute(self.run_id, lambda _s: command, actor=actor), BLIP_SECONDS)
         except DomainError as exc:
             # The run ended or moved to another attempt without us: stop, write nothing more.
             raise AttemptSuperseded(str(exc)) from None
@@ -38,7 +41,7 @@ class JobContext:
         if self.lease_lost:
             raise AttemptSuperseded("lease lost")
         self._last_cancel_check = time.monotonic()
-        if self.service.cancel_requested(self.run_id):
+        if retried(lambda: self.service.cancel_requested(self.run_id), BLIP_SECONDS):
             raise JobCanceled()
 
     def sleep(self, seconds: float) -> None:

@@ -15,12 +15,14 @@ import structlog
 
 from orchestrator.domain.commands import Command, ConfirmCancel, Fail, FailAttempt, LoseAttempt, Succeed
 from orchestrator.domain.errors import DomainError
+from orchestrator.domain.state import SHUTDOWN_REASON
 from orchestrator.services import RunService
 from schemas.runs import ErrorCode
 from workers import shutdown
 from workers.context import JobContext
 from workers.errors import AttemptSuperseded, JobCanceled, JobError, RetryableJobError
 from workers.jobs import HANDLERS
+from workers.resilience import TRANSIENT, retried
 
 log = structlog.get_logger(__name__)
 
@@ -70,18 +72,21 @@ def execute(service: RunService, run_id: UUID, attempt: int, worker: str) -> str
         command, outcome = _run_job(ctx, state.kind, state.params, service)
     except shutdown.WorkerShuttingDown:
         # Give the attempt back now rather than after a lease: the next attempt is due at once.
-        command, outcome = LoseAttempt(attempt, "worker_shutdown", datetime.now(UTC)), "interrupted"
+        command, outcome = LoseAttempt(attempt, SHUTDOWN_REASON, datetime.now(UTC)), "interrupted"
     finally:
         shutdown.set_executing(False)
-        keeper.stop()
-    if command is None:
-        bound.warning("attempt.superseded")
-        return outcome
     try:
-        service.execute(run_id, lambda _s: command, actor=worker)
+        if command is None:
+            bound.warning("attempt.superseded")
+            return outcome
+        # The lease is still renewed while this write is retried, so the run is not taken over.
+        end = command
+        retried(lambda: service.execute(run_id, lambda _s: end, actor=worker), service.settings.lease_seconds)
     except DomainError as exc:
         bound.warning("attempt.end_rejected", reason=str(exc))
         return "superseded"
+    finally:
+        keeper.stop()
     bound.info("attempt.ended", outcome=outcome)
     if outcome == "interrupted":
         shutdown.exit_after_interrupt()
@@ -104,6 +109,12 @@ def _run_job(
         return ConfirmCancel(attempt), "canceled"
     except AttemptSuperseded:
         return None, "superseded"
+    except TRANSIENT:
+        # The database stayed away longer than the job's own retries: try again in a new attempt.
+        message = "database unavailable during the run"
+        return FailAttempt(
+            attempt, ErrorCode.SERVICE_UNAVAILABLE, message, service.next_retry_at(attempt)
+        ), "retrying"
     except RetryableJobError as exc:
         return FailAttempt(attempt, exc.code, exc.message, service.next_retry_at(attempt)), "retrying"
     except JobError as exc:

@@ -17,6 +17,7 @@ from orchestrator.api.cursor import InvalidCursor
 from orchestrator.api.deps import RateLimited, Unauthenticated
 from orchestrator.domain.errors import DomainError
 from orchestrator.services import IdempotencyConflict, InvalidRequest, RunNotFound
+from orchestrator.store.events import ConcurrencyError
 from schemas.api import ErrorBody, ValidationErrorBody
 
 log = structlog.get_logger(__name__)
@@ -64,6 +65,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _conflict(_: Request, exc: DomainError) -> JSONResponse:
         return _error(409, str(exc), exc.code)
+
+    @app.exception_handler(ConcurrencyError)
+    async def _contended(_: Request, __: ConcurrencyError) -> JSONResponse:
+        # The run kept changing under the request (a job writing fast); nothing was applied.
+        return _error(409, "the run is changing too fast, retry", "concurrent_update", {"Retry-After": "1"})
 
     @app.exception_handler(IdempotencyConflict)
     async def _idempotency(_: Request, exc: IdempotencyConflict) -> JSONResponse:

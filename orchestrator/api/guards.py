@@ -64,7 +64,9 @@ class RequestGuard:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if b"json" in headers.get(b"content-type", b"") and json_depth_exceeds(body, self.max_depth):
+        # Every body is checked, whatever its declared content type: FastAPI parses `Application/JSON`
+        # (and more) as JSON too, and every route here takes JSON.
+        if body and json_depth_exceeds(body, self.max_depth):
             item = {
                 "loc": ["body"],
                 "msg": f"JSON nested deeper than {self.max_depth} levels",

@@ -15,7 +15,8 @@ from orchestrator.api.errors import NOT_FOUND_BODY, RESPONSES, responses
 from orchestrator.api.views import created_view, event_view, run_view
 from orchestrator.projections import runner
 from orchestrator.readmodel import RunFilters, get_run, list_runs, run_events
-from orchestrator.services import RunNotFound, SubmitRequest
+from orchestrator.services import Outcome, RunNotFound, SubmitRequest
+from orchestrator.store.events import read_stream
 from schemas.api import NO_NUL, EventList, RunCreateRequest, RunPage, RunView
 from schemas.runs import RunStatus
 
@@ -39,6 +40,22 @@ def _read_run(engine: EngineDep, tenant_id: str, run_id: UUID) -> RunView:
     if row is None:
         raise RunNotFound(str(run_id))
     return run_view(row)
+
+
+def _view_after_write(engine: EngineDep, tenant_id: str, outcome: Outcome) -> RunView:
+    """The run as the read model shows it; while the projector is behind (or down), as the log shows
+    it: a run that exists must never answer 404 to the request that just wrote it."""
+    with engine.connect() as conn:
+        row = get_run(conn, tenant_id, outcome.run_id)
+        created = None if row is not None else read_stream(conn, outcome.run_id, tenant_id=tenant_id)[:1]
+    if row is not None:
+        return run_view(row)
+    if not created:
+        raise RunNotFound(str(outcome.run_id))
+    state = outcome.state
+    return created_view(created[0]).model_copy(
+        update={"status": state.status, "attempt": state.attempt, "cancel_requested": state.cancel_requested}
+    )
 
 
 @router.post("", status_code=201, response_model=RunView, responses=_SUBMIT_RESPONSES)
@@ -67,11 +84,9 @@ def submit_run(
     if not outcome.created:
         response.status_code = 200
     # Read-your-writes: the caller's next GET should see what it just submitted.
-    caught_up = runner.wait_for(engine, outcome.position, settings.read_your_writes_seconds)
+    runner.wait_for(engine, outcome.position, settings.read_your_writes_seconds)
     response.headers["Location"] = f"/v1/runs/{outcome.run_id}"
-    if not caught_up and outcome.created:
-        return created_view(outcome.recorded[0])
-    return _read_run(engine, principal.tenant_id, outcome.run_id)
+    return _view_after_write(engine, principal.tenant_id, outcome)
 
 
 @router.get("", response_model=RunPage, responses=responses(401, 422, 429, 503))
@@ -142,7 +157,7 @@ async def cancel_run(
     """Cancel: a pending run ends canceled at once; a running one is asked to stop (409 if finished)."""
     outcome = await run_in_threadpool(service.cancel, principal.tenant_id, run_id, principal.actor)
     await run_in_threadpool(runner.wait_for, engine, outcome.position, settings.read_your_writes_seconds)
-    return await run_in_threadpool(_read_run, engine, principal.tenant_id, run_id)
+    return await run_in_threadpool(_view_after_write, engine, principal.tenant_id, outcome)
 
 
 __all__ = ["NOT_FOUND_BODY", "router"]

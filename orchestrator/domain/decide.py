@@ -22,7 +22,7 @@ from orchestrator.domain.commands import (
 )
 from orchestrator.domain.errors import IllegalTransition, RunAlreadyExists, StaleAttempt
 from orchestrator.domain.lifecycle import is_terminal
-from orchestrator.domain.state import RunState
+from orchestrator.domain.state import SHUTDOWN_REASON, RunState
 from schemas.events import (
     AttemptFailed,
     AttemptLost,
@@ -158,7 +158,7 @@ def _lose_attempt(state: RunState, command: LoseAttempt) -> list[Event]:
             AttemptLost(attempt=command.attempt, reason=command.reason),
             RunCanceled(attempt=command.attempt, reason="cancel requested"),
         ]
-    if command.attempt >= state.max_attempts:
+    if command.attempt >= state.max_attempts and command.reason != SHUTDOWN_REASON:
         return [
             AttemptLost(attempt=command.attempt, reason=command.reason),
             RunFailed(

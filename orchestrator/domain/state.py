@@ -45,6 +45,9 @@ class RunState:
         return self.status is not None
 
 
+SHUTDOWN_REASON = "worker_shutdown"
+
+
 class CorruptStream(Exception):
     """The stored events break the lifecycle; only a bug or manual SQL can cause this."""
 
@@ -77,6 +80,9 @@ def evolve(state: RunState, event: Event) -> RunState:
             return replace(
                 state, status=RunStatus.RUNNING, version=version, attempt=event.attempt, attempt_active=True
             )
+        case AttemptLost() if event.reason == SHUTDOWN_REASON:
+            # A deploy, not the run, ended this attempt: it does not use up the run's allowance.
+            return replace(state, version=version, attempt_active=False, max_attempts=state.max_attempts + 1)
         case AttemptFailed() | AttemptLost():
             return replace(state, version=version, attempt_active=False)
         case CancelRequested():

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 
+from orchestrator.domain.state import SHUTDOWN_REASON
 from orchestrator.store.events import RecordedEvent
 from orchestrator.store.schema import runs
 
@@ -50,7 +51,10 @@ def _attempt_failed(event: RecordedEvent) -> dict[str, Any]:
 
 
 def _attempt_lost(event: RecordedEvent) -> dict[str, Any]:
-    return {"retry_at": event.data.get("retry_at")}
+    values: dict[str, Any] = {"retry_at": event.data.get("retry_at")}
+    if event.data.get("reason") == SHUTDOWN_REASON:  # as the domain counts it (state.evolve)
+        values["max_attempts"] = runs.c.max_attempts + 1
+    return values
 
 
 def _cancel_requested(event: RecordedEvent) -> dict[str, Any]:

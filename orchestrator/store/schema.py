@@ -37,6 +37,8 @@ outbox = sa.Table(
     sa.Column("sent_at", sa.DateTime(timezone=True)),
     sa.Index("outbox_unsent_idx", "not_before", "id", postgresql_where=sa.text("sent_at IS NULL")),
     sa.Index("outbox_run_idx", "run_id"),
+    sa.Index("outbox_sent_idx", "sent_at", postgresql_where=sa.text("sent_at IS NOT NULL")),
+    sa.Index("outbox_run_attempt_idx", "run_id", "attempt"),
 )
 
 api_keys = sa.Table(

@@ -103,3 +103,27 @@ def _status(client: httpx.Client, path: str) -> int:
         return client.get(path).status_code
     except httpx.HTTPError:
         return 0
+
+
+def test_connections_killed_mid_run_fail_no_run(make_system: object, tenant: str) -> None:
+    """Every server connection of every role is terminated while runs are in flight (a failover, a
+    proxy restart): the roles reconnect and no run fails because of it."""
+
+    assert callable(make_system)
+    system: FaultSystem = make_system()
+    for role in ("relay", "project", "reconcile", "worker", "worker"):
+        system.start(role)
+    accepted = system.submit(tenant, scale(12, 200), duration=3, steps=6)
+    wait_until(lambda: all("ProgressReported" in system.event_types(r) for r in accepted[:4]), timeout=30)
+    with system.engine.connect() as conn:
+        killed = conn.execute(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    system.wait_all_terminal(tenant, timeout=120)
+    terminals = check_invariant(system, tenant, accepted)
+    print(f"\n{killed} server connections terminated mid-run: {dict(terminals)}")
+    assert killed >= 5
+    assert terminals == {"RunSucceeded": len(accepted)}

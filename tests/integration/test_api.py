@@ -160,6 +160,8 @@ def test_idempotent_submission(idle_client: TestClient, auth: dict[str, str]) ->
         "/v1/runs", json={"kind": "sleep", "params": {"duration": 2}}, headers=headers
     )
     assert different.status_code == 409
+    relabeled = idle_client.post("/v1/runs", json={"kind": "sleep", "labels": {"a": "b"}}, headers=headers)
+    assert relabeled.status_code == 409
 
 
 def test_concurrent_retries_with_one_idempotency_key_make_one_run(

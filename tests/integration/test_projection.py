@@ -33,8 +33,12 @@ def _rows(engine: Engine, tenant: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def idle_service(engine: Engine, settings: Settings) -> RunService:
-    """Submits to a queue no worker consumes: only this test moves its runs."""
-    return RunService(engine, settings.model_copy(update={"queue_prefix": f"idle{uuid.uuid4().hex[:8]}"}))
+    """Submits to a queue no worker consumes, with hour-long leases that the session's reconciler will
+    not find expired: only this test moves its runs."""
+    idle = settings.model_copy(
+        update={"queue_prefix": f"idle{uuid.uuid4().hex[:8]}", "lease_seconds": 3600.0}
+    )
+    return RunService(engine, idle)
 
 
 def _mixed_workload(service: RunService, tenant: str, seed: int, count: int) -> None:

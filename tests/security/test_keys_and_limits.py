@@ -108,6 +108,17 @@ def test_deeply_nested_json_is_refused_fast(app_client: TestClient, auth: dict[s
     assert elapsed < 0.5
 
 
+@pytest.mark.parametrize(
+    "content_type", ["Application/JSON", "text/plain", "application/json; charset=utf-8"]
+)
+def test_the_depth_cap_holds_whatever_the_content_type(
+    app_client: TestClient, auth: dict[str, str], content_type: str
+) -> None:
+    body = '{"kind": "workflow", "params": {"x": ' + "[" * 300 + "]" * 300 + "}}"
+    response = app_client.post("/v1/runs", content=body, headers={**auth, "Content-Type": content_type})
+    assert response.status_code == 422, response.text
+
+
 def test_oversized_batches_are_refused(app_client: TestClient, auth: dict[str, str]) -> None:
     labels = {f"k{i}": "v" for i in range(10_001)}
     assert (

@@ -176,6 +176,15 @@ def test_lost_attempts_end_in_internal_error_after_max() -> None:
     assert final[-1].reason == "worker_lost"
 
 
+def test_a_shutdown_does_not_use_up_an_attempt() -> None:
+    last = running(3)
+    events = decide(last, LoseAttempt(3, "worker_shutdown", NOW))
+    assert events == [AttemptLost(attempt=3, reason="worker_shutdown", retry_at=NOW)]
+    after = fold(events, last)
+    assert after.max_attempts == 4
+    assert decide(after, StartAttempt(4)) == [RunStarted(attempt=4)]
+
+
 def test_a_retry_waiting_run_cancels_at_once() -> None:
     waiting = fold(
         [AttemptFailed(attempt=1, error_code="internal_error", error="x", retry_at=NOW)], running(1)

@@ -26,8 +26,8 @@ from orchestrator.api.stream import STREAM_RESPONSES, run_event_response
 from orchestrator.projections import runner
 from orchestrator.readmodel import get_run
 from orchestrator.readmodel_tree import AttributeFilters, latest_steps, page_runs, run_tree
-from orchestrator.services import InvalidRequest, RunNotFound, SubmitRequest
-from orchestrator.store.events import RecordedEvent
+from orchestrator.services import InvalidRequest, Outcome, RunNotFound, SubmitRequest
+from orchestrator.store.events import RecordedEvent, read_stream
 from schemas.runs import RunStatus
 from schemas.surfaces_data_products import (
     CreateRunRequest,
@@ -193,6 +193,20 @@ def _read_detail(engine: Engine, tenant_id: str, run_id: UUID) -> RunDetail:
     return detail_view(row._mapping, [s._mapping for s in steps])
 
 
+def _detail_after_write(engine: Engine, tenant_id: str, outcome: Outcome) -> RunDetail:
+    """While the projector is behind (or down), answer from the log: never 404 for a run just written."""
+    try:
+        return _read_detail(engine, tenant_id, outcome.run_id)
+    except RunNotFound:
+        with engine.connect() as conn:
+            created = read_stream(conn, outcome.run_id, tenant_id=tenant_id)[:1]
+        if not created:
+            raise
+    state = outcome.state
+    row = {**_created_row(created[0]), "status": state.status, "attempt": state.attempt}
+    return detail_view(row, [])
+
+
 @router.get("/runs", response_model=RunList, responses=_LIST_ERRORS)
 def list_runs(
     principal: PrincipalDep,
@@ -259,9 +273,8 @@ def create_run(
         # The job kind judged the values (ranges, say): report them where this surface's caller put them.
         raise InvalidRequest([_as_context_error(e) for e in exc.errors]) from None
     # Read-your-writes: the caller's next GET should see what it just created.
-    if not runner.wait_for(engine, outcome.position, settings.read_your_writes_seconds):
-        return detail_view(_created_row(outcome.recorded[0]), [])
-    return _read_detail(engine, principal.tenant_id, outcome.run_id)
+    runner.wait_for(engine, outcome.position, settings.read_your_writes_seconds)
+    return _detail_after_write(engine, principal.tenant_id, outcome)
 
 
 def _as_context_error(error: dict[str, Any]) -> dict[str, Any]:
@@ -281,7 +294,7 @@ def cancel_run(
     """Pending: canceled at once; running: asked to stop at its next checkpoint; finished: 409."""
     outcome = service.cancel(principal.tenant_id, run_id, principal.actor)
     runner.wait_for(engine, outcome.position, settings.read_your_writes_seconds)
-    return _read_detail(engine, principal.tenant_id, run_id)
+    return _detail_after_write(engine, principal.tenant_id, outcome)
 
 
 @router.get("/runs/{run_id}/events", response_class=Response, responses=STREAM_RESPONSES)
