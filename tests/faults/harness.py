@@ -100,7 +100,7 @@ def fault_settings(database_url: str, redis_url: str, data_dir: Path, **override
         "retry_base_seconds": 0.2,
         "retry_max_seconds": 1.0,
         "cancel_grace_seconds": 3.0,
-        "worker_concurrency": 2,
+        "worker_concurrency": 4 if FULL else 2,
         "worker_shutdown_seconds": 2.0,
         "relay_poll_seconds": 0.2,
         "projector_poll_seconds": 0.2,
