@@ -83,6 +83,14 @@ def test_api_sigkilled_during_submissions_makes_no_duplicates(make_system: MakeS
     check_invariant(system, tenant, list(accepted))
 
 
+def _started_at(system: FaultSystem, run_id: uuid.UUID) -> float | None:
+    with system.engine.connect() as conn:
+        at = conn.execute(
+            sa.select(events.c.recorded_at).where(events.c.stream_id == run_id, events.c.type == "RunStarted")
+        ).scalar()
+    return None if at is None else float(at.timestamp())
+
+
 def _answers(url: str) -> bool:
     try:
         return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
@@ -111,9 +119,11 @@ def test_cancels_racing_completion_end_each_run_once(make_system: MakeSystem, te
         ]
 
         def race(run_id: uuid.UUID) -> None:
-            # Completion follows the last progress report within milliseconds: cancel right there.
-            wait_until(lambda: "ProgressReported" in system.event_types(run_id), timeout=60, interval=0.002)
-            time.sleep(random.uniform(0, 0.005))
+            # The run completes about `duration` after it starts (plus a few ms of writes): aim the
+            # cancel at that moment, spread a few ms either side, so both orders happen.
+            started = wait_until(lambda: _started_at(system, run_id), timeout=60, interval=0.002)
+            target = started + 0.3 + random.uniform(-0.01, 0.02)
+            time.sleep(max(0.0, target - time.time()))
             statuses[client.post(f"/v1/runs/{run_id}/cancel", headers=headers).status_code] += 1
 
         with ThreadPoolExecutor(max_workers=16) as pool:
