@@ -121,7 +121,7 @@ def test_cancels_racing_completion_end_each_run_once(make_system: MakeSystem, te
         def race(run_id: uuid.UUID) -> None:
             # The run completes about `duration` after it starts (plus a few ms of writes): aim the
             # cancel at that moment, spread a few ms either side, so both orders happen.
-            started = wait_until(lambda: _started_at(system, run_id), timeout=60, interval=0.002)
+            started = wait_until(lambda: _started_at(system, run_id), timeout=scale(60, 600), interval=0.002)
             target = started + 0.3 + random.uniform(-0.01, 0.02)
             time.sleep(max(0.0, target - time.time()))
             statuses[client.post(f"/v1/runs/{run_id}/cancel", headers=headers).status_code] += 1

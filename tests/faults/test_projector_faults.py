@@ -81,7 +81,9 @@ def test_projector_sigkilled_during_catch_up(make_system: MakeSystem, tenant: st
         projector.kill()
         kills += 1
         projector = system.start("project")
-    wait_until(lambda: checkpoint(system.engine) >= head, timeout=120, message="projector caught up")
+    wait_until(
+        lambda: checkpoint(system.engine) >= head, timeout=scale(120, 900), message="projector caught up"
+    )
     watch.stop.set()
     watch.join()
     print(f"\nprojector SIGKILLed {kills} times during catch-up over {head} events ({watch.samples} samples)")
@@ -97,7 +99,7 @@ def test_three_competing_projectors_give_the_result_of_one(make_system: MakeSyst
     _write_history(system.engine, tenant, scale(1500, 10000))
     head = head_position_of(system.engine)
     holders = []
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + scale(120, 900)
     while checkpoint(system.engine) < head and time.monotonic() < deadline:
         holders.append(_lock_holders(system.engine))
         time.sleep(0.05)

@@ -35,15 +35,17 @@ def test_sigkill_soak(make_system: MakeSystem, tenant: str) -> None:
     child_kills, main_kills = scale(6, 20), scale(1, 5)
     killed = 0
     time.sleep(2.0)  # workers warm up and take runs
+    # Spread the kills over most of the soak (about 400 s of work at full scale).
+    pause = (0.3, 1.2) if count < 100 else (8.0, 14.0)
     for _ in range(child_kills):
-        time.sleep(rng.uniform(0.3, 1.2))
+        time.sleep(rng.uniform(*pause))
         live = [w for w in workers if w.proc and w.proc.poll() is None]
         children = [c for w in live for c in system.pool_children(w)]
         if children:
             rng.choice(children).send_signal(signal.SIGKILL)
             killed += 1
     for _ in range(main_kills):
-        time.sleep(rng.uniform(0.5, 1.5))
+        time.sleep(rng.uniform(*pause))
         victim = workers.pop(0)
         victim.kill()
         workers.append(system.start("worker"))
