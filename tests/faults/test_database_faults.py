@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from orchestrator.store import keys
 from orchestrator.store.engine import make_engine
@@ -87,15 +88,41 @@ def test_postgres_restart_under_load(
         own_postgres.start()
         returned = time.monotonic()
         wait_until(lambda: _status(client, "/readyz") == 200, timeout=30, message="API ready again")
+        ready_after = time.monotonic() - returned
+        finished_before = _finished(engine, tenant)
+        wait_until(
+            lambda: (
+                _finished(engine, tenant) in range(finished_before + 1, len(accepted) + 1)
+                or finished_before == len(accepted)
+            ),
+            timeout=30,
+            message="runs finishing again",
+        )
+        resumed_after = time.monotonic() - returned
         system.wait_all_terminal(tenant, timeout=90)
         took = time.monotonic() - returned
-        print(f"\nPostgreSQL restarted, {len(accepted)} runs in flight: all terminal {took:.1f}s later")
+        print(
+            f"\nPostgreSQL restarted, {len(accepted)} runs in flight: ready {ready_after:.1f}s and runs "
+            f"finishing {resumed_after:.1f}s after its return; all terminal {took:.1f}s later"
+        )
+        assert resumed_after <= 30
         check_invariant(system, tenant, accepted)
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
     finally:
         system.stop()
         engine.dispose()
+
+
+def _finished(engine: Engine, tenant: str) -> int:
+    query = sa.text(
+        "SELECT count(*) FROM events WHERE tenant_id = :t AND type IN ('RunSucceeded', 'RunFailed')"
+    )
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(query, {"t": tenant}).scalar_one())
+    except sa.exc.OperationalError:
+        return -1
 
 
 def _status(client: httpx.Client, path: str) -> int:
