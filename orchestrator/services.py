@@ -139,7 +139,8 @@ class RunService:
                 attributes=request.attributes,
             )
             new_events = decide(RunState(), command)
-            recorded = append(conn, run_id, request.tenant_id, new_events, 0, self._metadata(request.actor))
+            metadata = _metadata(request.actor, request.tenant_id, command.root_id or run_id)
+            recorded = append(conn, run_id, request.tenant_id, new_events, 0, metadata)
             outbox.enqueue(conn, run_id, request.tenant_id, 1, queue)
             return Outcome(run_id, fold(new_events), recorded, created=True)
 
@@ -220,7 +221,8 @@ class RunService:
             raise RunNotFound(str(run_id))
         state = fold(r.to_event() for r in stored)
         new_events = decide(state, make_command(state))
-        recorded = append(conn, run_id, state.tenant_id, new_events, state.version, self._metadata(actor))
+        metadata = _metadata(actor, state.tenant_id, state.root_id or run_id)
+        recorded = append(conn, run_id, state.tenant_id, new_events, state.version, metadata)
         after = fold(new_events, state)
         self._apply_policies(conn, state, after, new_events)
         return Outcome(run_id, after, recorded)
@@ -282,6 +284,12 @@ class RunService:
             raise RunNotFound(str(run_id))
         return fold(r.to_event() for r in stored)
 
-    @staticmethod
-    def _metadata(actor: str) -> dict[str, Any]:
-        return {"actor": actor, "command_id": str(uuid.uuid4())}
+
+def _metadata(actor: str, tenant_id: str, correlation_id: UUID) -> dict[str, Any]:
+    """Who caused the events (actor), which command (causation) and which run tree (correlation)."""
+    return {
+        "actor": actor,
+        "tenant_id": tenant_id,
+        "causation_id": str(uuid.uuid4()),
+        "correlation_id": str(correlation_id),
+    }
