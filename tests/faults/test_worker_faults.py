@@ -36,7 +36,7 @@ def test_sigkill_soak(make_system: MakeSystem, tenant: str) -> None:
     killed = 0
     time.sleep(2.0)  # workers warm up and take runs
     # Spread the kills over most of the soak (about 400 s of work at full scale).
-    pause = (0.3, 1.2) if count < 100 else (8.0, 14.0)
+    pause = (0.3, 1.2) if count < 100 else (12.0, 20.0)
     for _ in range(child_kills):
         time.sleep(rng.uniform(*pause))
         live = [w for w in workers if w.proc and w.proc.poll() is None]
