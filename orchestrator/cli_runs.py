@@ -14,6 +14,7 @@ from rich.table import Table
 
 runs_app = typer.Typer(help="Submit and follow runs over the HTTP API.", no_args_is_help=True)
 err = Console(stderr=True)
+DEFAULT_URL = "http://127.0.0.1:8000"
 
 ApiUrl = Annotated[str, typer.Option("--url", envvar="ORCH_API_URL", help="API base URL.")]
 ApiKey = Annotated[str, typer.Option("--key", envvar="ORCH_API_KEY", help="API key (or ORCH_API_KEY).")]
@@ -51,7 +52,7 @@ def _show(data: Any, as_json: bool) -> None:
 @runs_app.command("submit")
 def runs_submit(
     kind: Annotated[str, typer.Argument(help="Job kind, e.g. sleep.")],
-    url: ApiUrl = "http://127.0.0.1:8000",
+    url: ApiUrl = DEFAULT_URL,
     key: ApiKey = "",
     params: Annotated[str, typer.Option(help="Parameters as JSON, e.g. '{\"duration\": 1}'.")] = "{}",
     parent: Annotated[str | None, typer.Option(help="Parent run id.")] = None,
@@ -75,7 +76,7 @@ def runs_submit(
 
 @runs_app.command("list")
 def runs_list(
-    url: ApiUrl = "http://127.0.0.1:8000",
+    url: ApiUrl = DEFAULT_URL,
     key: ApiKey = "",
     status: Annotated[str | None, typer.Option(help="pending|running|succeeded|failed|canceled")] = None,
     kind: Annotated[str | None, typer.Option()] = None,
@@ -96,18 +97,14 @@ def runs_list(
 
 
 @runs_app.command("get")
-def runs_get(
-    run_id: str, url: ApiUrl = "http://127.0.0.1:8000", key: ApiKey = "", as_json: AsJson = False
-) -> None:
+def runs_get(run_id: str, url: ApiUrl = DEFAULT_URL, key: ApiKey = "", as_json: AsJson = False) -> None:
     """Show one run."""
     with _client(url, key) as client:
         _show(_checked(client.get(f"/v1/runs/{run_id}")), as_json)
 
 
 @runs_app.command("cancel")
-def runs_cancel(
-    run_id: str, url: ApiUrl = "http://127.0.0.1:8000", key: ApiKey = "", as_json: AsJson = False
-) -> None:
+def runs_cancel(run_id: str, url: ApiUrl = DEFAULT_URL, key: ApiKey = "", as_json: AsJson = False) -> None:
     """Cancel a run (pending: at once; running: at its next checkpoint)."""
     with _client(url, key) as client:
         _show(_checked(client.post(f"/v1/runs/{run_id}/cancel")), as_json)
@@ -116,7 +113,7 @@ def runs_cancel(
 @runs_app.command("watch")
 def runs_watch(
     run_id: str,
-    url: ApiUrl = "http://127.0.0.1:8000",
+    url: ApiUrl = DEFAULT_URL,
     key: ApiKey = "",
     as_json: AsJson = False,
 ) -> None:

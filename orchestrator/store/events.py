@@ -71,18 +71,8 @@ _COLUMNS = (
 
 
 def _recorded(row: Any) -> RecordedEvent:
-    m = row._mapping
-    return RecordedEvent(
-        position=m["position"],
-        event_id=m["event_id"],
-        stream_id=m["stream_id"],
-        version=m["version"],
-        tenant_id=m["tenant_id"],
-        type=m["type"],
-        data=m["data"],
-        metadata=m["metadata"],
-        recorded_at=m["recorded_at"],
-    )
+    # The selected columns (_COLUMNS) carry exactly the dataclass's field names.
+    return RecordedEvent(**row._mapping)
 
 
 def stream_version(conn: Connection, stream_id: UUID) -> int:

@@ -44,16 +44,9 @@ _COLUMNS = (
 
 
 def _record(row: Any) -> KeyRecord:
-    m = row._mapping
-    return KeyRecord(
-        id=m["id"],
-        tenant_id=m["tenant_id"],
-        prefix=m["prefix"],
-        name=m["name"],
-        created_at=m["created_at"],
-        revoked_at=m["revoked_at"],
-        grants=tuple(m["grants"] or ()),
-    )
+    # The selected columns (_COLUMNS) carry exactly the dataclass's field names.
+    fields = dict(row._mapping)
+    return KeyRecord(**{**fields, "grants": tuple(fields["grants"] or ())})
 
 
 def create(
