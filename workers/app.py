@@ -7,7 +7,7 @@ from uuid import UUID
 from celery import Celery
 from celery.signals import worker_process_init, worker_ready
 
-from orchestrator.broker import EXECUTE_RUN_TASK, make_celery
+from orchestrator.processes.broker import EXECUTE_RUN_TASK, make_celery
 from orchestrator.settings import Settings, get_settings
 from workers import executor, runtime, shutdown
 

@@ -14,7 +14,7 @@ from orchestrator.api.deps import EngineDep, PrincipalDep, ServiceDep, SettingsD
 from orchestrator.api.errors import NOT_FOUND_BODY, RESPONSES, responses
 from orchestrator.api.views import created_view, event_view, run_view
 from orchestrator.projections import runner
-from orchestrator.readmodel import RunFilters, get_run, list_runs, run_events
+from orchestrator.readmodel.runs import RunFilters, get_run, list_runs, run_events
 from orchestrator.services import Outcome, RunNotFound, SubmitRequest
 from orchestrator.store.events import read_stream
 from schemas.api import NO_NUL, EventList, RunCreateRequest, RunPage, RunView

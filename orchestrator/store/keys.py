@@ -12,7 +12,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from orchestrator import apikeys
+from orchestrator.store import key_format as apikeys
 from orchestrator.store.schema import api_keys
 
 

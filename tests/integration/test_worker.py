@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from orchestrator.roles import celery_publisher
+from orchestrator.processes.roles import celery_publisher
 from orchestrator.services import RunService
 from orchestrator.settings import Settings
 from orchestrator.store.events import read_stream

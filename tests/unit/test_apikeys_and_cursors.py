@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import apikeys
 from orchestrator.api import cursor
+from orchestrator.store import key_format as apikeys
 
 
 def test_generated_keys_are_well_formed_and_unique() -> None:

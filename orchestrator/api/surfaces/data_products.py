@@ -24,8 +24,8 @@ from orchestrator.api.deps import EngineDep, PrincipalDep, ServiceDep, SettingsD
 from orchestrator.api.errors import RESPONSES, responses
 from orchestrator.api.stream import STREAM_RESPONSES, run_event_response
 from orchestrator.projections import runner
-from orchestrator.readmodel import get_run
-from orchestrator.readmodel_tree import AttributeFilters, latest_steps, page_runs, run_tree
+from orchestrator.readmodel.runs import get_run
+from orchestrator.readmodel.tree import AttributeFilters, latest_steps, page_runs, run_tree
 from orchestrator.services import InvalidRequest, Outcome, RunNotFound, SubmitRequest
 from orchestrator.store.events import RecordedEvent, read_stream
 from schemas.runs import RunStatus

@@ -39,7 +39,7 @@ from starlette.exceptions import HTTPException
 from orchestrator.api import cursor
 from orchestrator.api.deps import EngineDep, PrincipalDep, RateLimited, SettingsDep, Unauthenticated
 from orchestrator.api.errors import RESPONSES, RETRY_AFTER
-from orchestrator.readmodel_surfaces import JobFilters, list_jobs
+from orchestrator.readmodel.surfaces import JobFilters, list_jobs
 from schemas.runs import RunStatus
 from schemas.surfaces_list_jobs import Job, JobState, JobType, ListJobsRequest, ListJobsResponse, StatusEntry
 

@@ -25,7 +25,7 @@ from fastapi import APIRouter, Query
 
 from orchestrator.api.deps import EngineDep, PrincipalDep
 from orchestrator.api.errors import responses
-from orchestrator.readmodel_surfaces import task_runs
+from orchestrator.readmodel.surfaces import task_runs
 from schemas.runs import RunStatus
 from schemas.surfaces_task_runs import TaskRun, TaskRunPage, TaskRunStatus
 

@@ -16,8 +16,8 @@ from fastapi import APIRouter, Query
 from orchestrator.api.deps import EngineDep, Principal, PrincipalDep, ServiceDep, SettingsDep
 from orchestrator.api.errors import RESPONSES, responses
 from orchestrator.projections import runner
-from orchestrator.readmodel import get_run
-from orchestrator.readmodel_surfaces import taxonomy_runs
+from orchestrator.readmodel.runs import get_run
+from orchestrator.readmodel.surfaces import taxonomy_runs
 from orchestrator.services import RunNotFound, SubmitRequest
 from orchestrator.store.events import RecordedEvent
 from schemas.api import NO_NUL

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from orchestrator import embedded
+from orchestrator.processes import embedded
 from orchestrator.settings import Settings
 from orchestrator.store import keys
 from orchestrator.store.engine import make_engine

@@ -9,10 +9,10 @@ from collections.abc import Callable
 import structlog
 from sqlalchemy.engine import Engine
 
-from orchestrator.broker import EXECUTE_RUN_TASK, make_celery
+from orchestrator.processes.broker import EXECUTE_RUN_TASK, make_celery
+from orchestrator.processes.reconciler import run_reconciler
+from orchestrator.processes.relay import Publisher, run_relay
 from orchestrator.projections.runner import PROJECTIONS, Projection, run_projector
-from orchestrator.reconciler import run_reconciler
-from orchestrator.relay import Publisher, run_relay
 from orchestrator.services import RunService
 from orchestrator.settings import Settings
 from orchestrator.store.outbox import OutboxMessage

@@ -1,0 +1,68 @@
+"""`orchestrator keys ...`: create, list and revoke API keys in the database."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.cli.common import DataDir, engine_for, err, migrated_settings
+
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="Tenant the key acts for.", min=1)],
+    name: Annotated[str | None, typer.Option(help="A label to recognise the key by.")] = None,
+    grant: Annotated[
+        list[str] | None,
+        typer.Option(help="A further tenant the key may name (taxonomy surface); repeatable."),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create an API key. The key is printed once, alone on the last line of stdout."""
+    from orchestrator.store import keys
+
+    if not tenant or len(tenant) > 255:
+        raise typer.BadParameter("tenant must be 1-255 characters", param_hint="--tenant")
+    settings = migrated_settings(data_dir)
+    with engine_for(settings).begin() as conn:
+        key, record = keys.create(conn, tenant, name, tuple(grant or ()))
+    err.print(f"created key {record.prefix}… (id {record.id}) for tenant {tenant!r}; it is shown only once")
+    print(key)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="Key id or its display prefix.")], data_dir: DataDir = None
+) -> None:
+    """Revoke a key; it is refused from its next request on."""
+    from orchestrator.store import keys
+
+    settings = migrated_settings(data_dir)
+    with engine_for(settings).begin() as conn:
+        count = keys.revoke(conn, key_id)
+    if not count:
+        err.print("no active key matches")
+        raise typer.Exit(1)
+    err.print(f"revoked {count} key(s)")
+
+
+@keys_app.command("list")
+def keys_list(tenant: Annotated[str | None, typer.Option()] = None, data_dir: DataDir = None) -> None:
+    """List keys (prefixes only; keys themselves are never stored)."""
+    from orchestrator.store import keys
+
+    settings = migrated_settings(data_dir)
+    with engine_for(settings).connect() as conn:
+        records = keys.list_keys(conn, tenant)
+    table = Table("id", "tenant", "grants", "prefix", "name", "created", "revoked")
+    for r in records:
+        revoked = str(r.revoked_at or "")
+        table.add_row(
+            str(r.id), r.tenant_id, ",".join(r.grants), r.prefix, r.name or "", str(r.created_at), revoked
+        )
+    Console().print(table)

@@ -1,0 +1,1 @@
+"""How the roles run: the relay, the reconciler, role supervision, `up`, the embedded servers, the broker."""

@@ -1,0 +1,1 @@
+"""Typed queries over the read models: every list, get and tree the API serves."""
