@@ -1,7 +1,12 @@
-"""Request guards that run before any parsing: a body-size cap (413) and a JSON nesting cap (422).
+"""Request guards that run before any parsing: a body-size cap (413), UTF-8 only (415 for another declared
+charset, 422 for a body that is not UTF-8 text) and a JSON nesting cap (422).
 
 Python's JSON parser recurses, so a body nested thousands deep would cost a RecursionError (a 500)
-or worse; counting brackets first is linear and cheap.
+or worse; counting brackets first is linear and cheap. The count is only right if it reads the text the
+parser will read, and `json.loads(bytes)` guesses the encoding: UTF-16 and UTF-32 (BOM or not) and UTF-8
+with a BOM are all decoded, so a UTF-16 body's brackets hide behind NUL bytes. RFC 8259 says JSON
+between systems MUST be UTF-8 without a BOM, so that is all we take: then the bytes scanned here are
+exactly the text parsed.
 """
 
 from __future__ import annotations
@@ -11,9 +16,14 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_JSON_DEPTH = 64
+_UTF8_BOM = b"\xef\xbb\xbf"
+_UTF8_NAMES = ("utf-8", "utf8")
+TOO_LARGE = {"detail": "request body too large", "error_code": "payload_too_large"}
+UNSUPPORTED_CHARSET = {"detail": "request bodies must be UTF-8 JSON", "error_code": "unsupported_media_type"}
 
 
 def json_depth_exceeds(body: bytes, limit: int) -> bool:
+    """Whether `body`, UTF-8 JSON text, nests arrays and objects deeper than `limit` (strings skipped)."""
     depth, in_string, escaped = 0, False, False
     for byte in body:
         if in_string:
@@ -34,6 +44,34 @@ def json_depth_exceeds(body: bytes, limit: int) -> bool:
     return False
 
 
+def is_utf8_json_text(body: bytes) -> bool:
+    """UTF-8, no BOM, no NUL byte. JSON text never holds a raw NUL (U+0000 in a string must be escaped),
+    while UTF-16 or UTF-32 text of ASCII is full of them; and with none in the first two bytes and no
+    BOM, `json.loads` decodes as UTF-8, the text validated here."""
+    if b"\x00" in body or body.startswith(_UTF8_BOM):
+        return False
+    try:
+        body.decode("utf-8")  # strict: encoded surrogates are refused too
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def declared_charset(content_type: bytes | None) -> str | None:
+    """The `charset` parameter of a Content-Type header, lowercased and unquoted; None when absent."""
+    if not content_type:
+        return None
+    for param in content_type.decode("latin-1").split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').strip().lower()
+    return None
+
+
+def _body_error(msg: str, kind: str) -> dict[str, object]:
+    return {"detail": [{"loc": ["body"], "msg": msg, "type": kind}]}
+
+
 class RequestGuard:
     def __init__(self, app: ASGIApp, max_bytes: int, max_depth: int = MAX_JSON_DEPTH) -> None:
         self.app, self.max_bytes, self.max_depth = app, max_bytes, max_depth
@@ -45,7 +83,7 @@ class RequestGuard:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _reply(send, 413, {"detail": "request body too large", "error_code": "payload_too_large"})
+            await _reply(send, 413, TOO_LARGE)
             return
         chunks: list[bytes] = []
         size = 0
@@ -56,9 +94,7 @@ class RequestGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await _reply(
-                    send, 413, {"detail": "request body too large", "error_code": "payload_too_large"}
-                )
+                await _reply(send, 413, TOO_LARGE)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -66,14 +102,18 @@ class RequestGuard:
         body = b"".join(chunks)
         # Every body is checked, whatever its declared content type: FastAPI parses `Application/JSON`
         # (and more) as JSON too, and every route here takes JSON.
-        if body and json_depth_exceeds(body, self.max_depth):
-            item = {
-                "loc": ["body"],
-                "msg": f"JSON nested deeper than {self.max_depth} levels",
-                "type": "value_error",
-            }
-            await _reply(send, 422, {"detail": [item]})
-            return
+        if body:
+            charset = declared_charset(headers.get(b"content-type"))
+            if charset is not None and charset not in _UTF8_NAMES:
+                await _reply(send, 415, UNSUPPORTED_CHARSET)
+                return
+            if not is_utf8_json_text(body):
+                await _reply(send, 422, _body_error("body is not UTF-8 JSON text", "json_invalid"))
+                return
+            if json_depth_exceeds(body, self.max_depth):
+                msg = f"JSON nested deeper than {self.max_depth} levels"
+                await _reply(send, 422, _body_error(msg, "value_error"))
+                return
         replayed = False
 
         async def replay() -> Message:
