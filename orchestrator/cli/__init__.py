@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-import typer
+from typing import Any
 
+import typer
+from typer.core import TyperGroup
+
+from orchestrator.cli.common import CliError
 from orchestrator.cli.keys import keys_app
 from orchestrator.cli.roles import roles_app
 from orchestrator.cli.runs import runs_app
 
+
+class _Commands(TyperGroup):
+    """The command boundary: every `CliError` raised below becomes one line on stderr and an exit code."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's Context; its base class is typer's private copy of click
+        try:
+            return super().invoke(ctx)
+        except CliError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="Event-sourced run orchestrator. `up` runs everything on embedded PostgreSQL and Redis; the other "
     "commands run one role each against ORCH_DATABASE_URL / ORCH_REDIS_URL (or the embedded servers).",
     no_args_is_help=True,

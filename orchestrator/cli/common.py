@@ -1,4 +1,5 @@
-"""What the CLI's commands share: the data-dir option and settings resolved the way every role needs them."""
+"""What the CLI's commands share: the data-dir option, settings resolved the way every role needs them,
+and `CliError`, the one way a command reports a mistake it cannot carry on from."""
 
 from __future__ import annotations
 
@@ -16,7 +17,24 @@ DataDir = Annotated[
     Path | None,
     typer.Option("--data-dir", help="Embedded data folder (default: ORCH_DATA_DIR or ./.orchestrator)."),
 ]
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
+
+# Exit code of a command that could not do what it was asked (bad input, API unreachable, key refused);
+# 1 stays free for "done, but the answer is no" (`runs watch` on a run that failed).
+EXIT_CANNOT = 2
+
+
+class CliError(Exception):
+    """A mistake the user can fix: shown as one line on stderr, never as a traceback (see `main`)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_CANNOT) -> None:
+        super().__init__(" ".join(message.split()))  # one line, whatever the message was built from
+        self.exit_code = exit_code
+
+
+def say(message: str) -> None:
+    """A plain line on stderr: no markup, no highlighting, never wrapped (paths and ids stay whole)."""
+    err.print(message, markup=False, highlight=False)
 
 
 def cli_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
@@ -28,11 +46,24 @@ def cli_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
     return settings.model_copy(update=updates)
 
 
+def uses_data_dir(settings: Settings) -> bool:
+    """Whether anything is read from the data folder: an embedded server or the local signing secret."""
+    return not (settings.database_url and settings.redis_url and settings.secret_key)
+
+
+def announce_data_dir(settings: Settings) -> None:
+    # Said only when the folder is really used: `up` exports the URLs and the secret to its roles,
+    # which then stay quiet, and so does a role run against real servers.
+    if uses_data_dir(settings):
+        say(f"data folder: {settings.data_dir.resolve()}")
+
+
 def resolved_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
     from orchestrator.processes import embedded
 
     settings = cli_settings(data_dir, **overrides)
     configure_logging(settings.log_level)
+    announce_data_dir(settings)
     resolved, _services = embedded.resolve(settings)
     return resolved
 

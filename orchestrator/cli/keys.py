@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from orchestrator.cli.common import DataDir, engine_for, err, migrated_settings
+from orchestrator.cli.output import print_json, print_table
+
+if TYPE_CHECKING:
+    from orchestrator.store.keys import KeyRecord
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
@@ -52,17 +55,50 @@ def keys_revoke(
 
 
 @keys_app.command("list")
-def keys_list(tenant: Annotated[str | None, typer.Option()] = None, data_dir: DataDir = None) -> None:
+def keys_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys.")] = None,
+    data_dir: DataDir = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")
+    ] = False,
+) -> None:
     """List keys (prefixes only; keys themselves are never stored)."""
     from orchestrator.store import keys
 
     settings = migrated_settings(data_dir)
     with engine_for(settings).connect() as conn:
         records = keys.list_keys(conn, tenant)
-    table = Table("id", "tenant", "grants", "prefix", "name", "created", "revoked")
-    for r in records:
-        revoked = str(r.revoked_at or "")
-        table.add_row(
-            str(r.id), r.tenant_id, ",".join(r.grants), r.prefix, r.name or "", str(r.created_at), revoked
-        )
-    Console().print(table)
+    if as_json:
+        print_json([_as_dict(r) for r in records])
+        return
+    rows = [
+        [
+            str(r.id),
+            r.tenant_id,
+            ",".join(r.grants),
+            r.prefix,
+            r.name or "",
+            _when(r.created_at),
+            _when(r.revoked_at),
+        ]
+        for r in records
+    ]
+    print_table(
+        ("id", "tenant", "grants", "prefix", "name", "created (UTC)", "revoked"), rows, wrap=("name",)
+    )
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
+def _as_dict(record: KeyRecord) -> dict[str, object]:
+    return {
+        "id": str(record.id),
+        "tenant_id": record.tenant_id,
+        "grants": list(record.grants),
+        "prefix": record.prefix,
+        "name": record.name,
+        "created_at": record.created_at.isoformat(),
+        "revoked_at": record.revoked_at.isoformat() if record.revoked_at else None,
+    }

@@ -1,166 +1,190 @@
-"""`orchestrator runs ...`: a small HTTP client of the canonical API, for people and scripts."""
+"""`orchestrator runs ...`: a small HTTP client of the canonical API, for people and scripts.
+
+Which API and which key: --url/--key, else ORCH_API_URL/ORCH_API_KEY, else what `orchestrator up`
+recorded in its data folder (`api-url`, `dev-api-key`). Every failure is one line on stderr (exit 2)."""
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
-from rich.console import Console
-from rich.table import Table
 
-runs_app = typer.Typer(help="Submit and follow runs over the HTTP API.", no_args_is_help=True)
-err = Console(stderr=True)
-DEFAULT_URL = "http://127.0.0.1:8000"
+from orchestrator.cli.api_client import Api, resolve_target
+from orchestrator.cli.common import CliError, say
+from orchestrator.cli.output import print_json, print_table
+from orchestrator.cli.watch import Backoff, event_line, follow
+from schemas.events import RunSucceeded
 
-ApiUrl = Annotated[str, typer.Option("--url", envvar="ORCH_API_URL", help="API base URL.")]
-ApiKey = Annotated[str, typer.Option("--key", envvar="ORCH_API_KEY", help="API key (or ORCH_API_KEY).")]
+runs_app = typer.Typer(
+    help="Submit and follow runs over the HTTP API. Without --url/--key (or ORCH_API_URL/ORCH_API_KEY) "
+    "they talk to the `orchestrator up` of --data-dir, with its development key.",
+    no_args_is_help=True,
+)
+
+ApiUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        envvar="ORCH_API_URL",
+        help="API base URL. Default: the URL `orchestrator up` recorded in DATA_DIR/api-url, "
+        "else http://127.0.0.1:8000.",
+        show_default=False,
+    ),
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--key",
+        envvar="ORCH_API_KEY",
+        help="API key. Default: the development key in DATA_DIR/dev-api-key.",
+        show_default=False,
+    ),
+]
+RunsDataDir = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir",
+        envvar="ORCH_DATA_DIR",
+        help="Data folder of a local `orchestrator up`, read only when --url or --key is missing.",
+    ),
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
+DEFAULT_DATA_DIR = Path(".orchestrator")
 
 
-def _client(url: str, key: str) -> httpx.Client:
-    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30.0)
+def _api(url: str | None, key: str | None, data_dir: Path) -> Api:
+    return Api(resolve_target(url, key, data_dir))
 
 
-def _checked(response: httpx.Response) -> Any:
-    if response.status_code >= 400:
-        err.print(f"[red]HTTP {response.status_code}[/red] {response.text}")
-        raise typer.Exit(1)
-    return response.json()
+def _rows(runs: list[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for r in runs:
+        progress = r.get("progress") or {}
+        created = str(r.get("created_at", ""))[:19].replace("T", " ")
+        rows.append(
+            [
+                str(r["id"]),
+                str(r.get("kind", "")),
+                str(r.get("status", "")),
+                str(r.get("attempt", "")),
+                f"{progress.get('done', 0)}/{progress.get('total') or '?'}",
+                created,
+                str(r.get("error") or ""),
+            ]
+        )
+    return rows
+
+
+def _show(run: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(run)
+    else:
+        _table([run])
 
 
 def _table(runs: list[dict[str, Any]]) -> None:
-    table = Table("id", "kind", "status", "attempt", "progress", "created", "error")
-    for r in runs:
-        progress = f"{r['progress']['done']}/{r['progress']['total'] or '?'}"
-        table.add_row(
-            r["id"], r["kind"], r["status"], str(r["attempt"]), progress, r["created_at"], r["error"] or ""
-        )
-    Console().print(table)
-
-
-def _show(data: Any, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(data, indent=2))
-    else:
-        _table(data if isinstance(data, list) else [data])
+    columns = ("id", "kind", "status", "attempt", "progress", "created (UTC)", "error")
+    print_table(columns, _rows(runs), wrap=("error",))
 
 
 @runs_app.command("submit")
 def runs_submit(
     kind: Annotated[str, typer.Argument(help="Job kind, e.g. sleep.")],
-    url: ApiUrl = DEFAULT_URL,
-    key: ApiKey = "",
     params: Annotated[str, typer.Option(help="Parameters as JSON, e.g. '{\"duration\": 1}'.")] = "{}",
     parent: Annotated[str | None, typer.Option(help="Parent run id.")] = None,
     idempotency_key: Annotated[
         str | None, typer.Option(help="Retries with the same key return the same run.")
     ] = None,
+    url: ApiUrl = None,
+    key: ApiKey = None,
+    data_dir: RunsDataDir = DEFAULT_DATA_DIR,
     as_json: AsJson = False,
 ) -> None:
     """Submit a run."""
     try:
         parsed = json.loads(params)
     except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"not JSON: {exc}", param_hint="--params") from None
+        raise CliError(f"--params is not JSON ({exc}); write it like '{{\"duration\": 1}}'") from None
+    if not isinstance(parsed, dict):
+        raise CliError("--params must be a JSON object, like '{\"duration\": 1}'")
     body: dict[str, Any] = {"kind": kind, "params": parsed}
     if parent:
         body["parent_run_id"] = parent
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    with _client(url, key) as client:
-        _show(_checked(client.post("/v1/runs", json=body, headers=headers)), as_json)
+    with _api(url, key, data_dir) as api:
+        run = api.call("POST", "/v1/runs", json=body, headers=headers)
+    _show(run, as_json)
 
 
 @runs_app.command("list")
 def runs_list(
-    url: ApiUrl = DEFAULT_URL,
-    key: ApiKey = "",
     status: Annotated[str | None, typer.Option(help="pending|running|succeeded|failed|canceled")] = None,
     kind: Annotated[str | None, typer.Option()] = None,
     limit: Annotated[int, typer.Option(min=1, max=100)] = 50,
     cursor: Annotated[str | None, typer.Option(help="next_cursor of a previous page.")] = None,
+    url: ApiUrl = None,
+    key: ApiKey = None,
+    data_dir: RunsDataDir = DEFAULT_DATA_DIR,
     as_json: AsJson = False,
 ) -> None:
     """List runs, newest first."""
     query = {k: v for k, v in {"status": status, "kind": kind, "limit": limit, "cursor": cursor}.items() if v}
-    with _client(url, key) as client:
-        page = _checked(client.get("/v1/runs", params=query))
+    with _api(url, key, data_dir) as api:
+        page = api.call("GET", "/v1/runs", params=query)
     if as_json:
-        print(json.dumps(page, indent=2))
+        print_json(page)
         return
     _table(page["data"])
-    if page["next_cursor"]:
-        err.print(f"more: --cursor {page['next_cursor']}")
+    if page.get("next_cursor"):
+        say(f"more: --cursor {page['next_cursor']}")
 
 
 @runs_app.command("get")
-def runs_get(run_id: str, url: ApiUrl = DEFAULT_URL, key: ApiKey = "", as_json: AsJson = False) -> None:
+def runs_get(
+    run_id: str,
+    url: ApiUrl = None,
+    key: ApiKey = None,
+    data_dir: RunsDataDir = DEFAULT_DATA_DIR,
+    as_json: AsJson = False,
+) -> None:
     """Show one run."""
-    with _client(url, key) as client:
-        _show(_checked(client.get(f"/v1/runs/{run_id}")), as_json)
+    with _api(url, key, data_dir) as api:
+        run = api.call("GET", f"/v1/runs/{run_id}", what=f"run {run_id}")
+    _show(run, as_json)
 
 
 @runs_app.command("cancel")
-def runs_cancel(run_id: str, url: ApiUrl = DEFAULT_URL, key: ApiKey = "", as_json: AsJson = False) -> None:
+def runs_cancel(
+    run_id: str,
+    url: ApiUrl = None,
+    key: ApiKey = None,
+    data_dir: RunsDataDir = DEFAULT_DATA_DIR,
+    as_json: AsJson = False,
+) -> None:
     """Cancel a run (pending: at once; running: at its next checkpoint)."""
-    with _client(url, key) as client:
-        _show(_checked(client.post(f"/v1/runs/{run_id}/cancel")), as_json)
+    with _api(url, key, data_dir) as api:
+        run = api.call("POST", f"/v1/runs/{run_id}/cancel", what=f"run {run_id}")
+    _show(run, as_json)
 
 
 @runs_app.command("watch")
 def runs_watch(
     run_id: str,
-    url: ApiUrl = DEFAULT_URL,
-    key: ApiKey = "",
+    url: ApiUrl = None,
+    key: ApiKey = None,
+    data_dir: RunsDataDir = DEFAULT_DATA_DIR,
     as_json: AsJson = False,
 ) -> None:
-    """Follow the run's events live (SSE) until it ends; exit 0 if it succeeded, else 1.
+    """Follow the run's events live (SSE) until it ends; exit 0 if it succeeded, 1 if it did not.
 
-    A dropped connection is resumed from the last event seen (Last-Event-ID), so nothing is missed."""
-    last_id: str | None = None
-    last_type = ""
-    with _client(url, key) as client:
-        while last_type not in TERMINAL_TYPES:
-            headers = {"Last-Event-ID": last_id} if last_id else {}
-            try:
-                with client.stream(
-                    "GET", f"/v1/runs/{run_id}/stream", headers=headers, timeout=None
-                ) as response:
-                    if response.status_code >= 400:
-                        response.read()
-                        _checked(response)
-                    for event_id, event in _sse_events(response.iter_lines()):
-                        last_id, last_type = event_id, event["type"]
-                        _print_event(event, as_json)
-            except httpx.TransportError:
-                err.print("[yellow]connection lost; resuming[/yellow]")
-                time.sleep(1.0)
-    raise typer.Exit(0 if last_type == "RunSucceeded" else 1)
+    A dropped connection is resumed from the last event seen (Last-Event-ID), so nothing is missed;
+    after 5 failed reconnects in a row (about 15 s) it gives up with exit 2."""
 
+    def on_event(event: dict[str, Any]) -> None:
+        print(json.dumps(event) if as_json else event_line(event), flush=True)
 
-TERMINAL_TYPES = frozenset({"RunSucceeded", "RunFailed", "RunCanceled"})
-
-
-def _sse_events(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(id, data) of each Server-Sent Event; comments (heartbeats) are skipped."""
-    event_id, data = "", ""
-    for line in lines:
-        if not line:
-            if data:
-                yield event_id, json.loads(data)
-            event_id, data = "", ""
-        elif line.startswith("id:"):
-            event_id = line[3:].strip()
-        elif line.startswith("data:"):
-            data += line[5:].strip()
-
-
-def _print_event(event: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(event), flush=True)
-        return
-    line = f"{event['recordedAt']}  v{event['version']:<3} {event['type']}"
-    print(f"{line}  {json.dumps(event['data'])}", flush=True)
+    with _api(url, key, data_dir) as api:
+        last_type = follow(api, run_id, on_event, Backoff())
+    raise typer.Exit(0 if last_type == RunSucceeded.type else 1)
