@@ -9,16 +9,16 @@ import hashlib
 import json
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
 from orchestrator.domain.commands import Cancel, Command, CreateRun, StartAttempt
 from orchestrator.domain.decide import decide
@@ -27,10 +27,8 @@ from orchestrator.domain.lifecycle import is_terminal
 from orchestrator.domain.retry import retry_at
 from orchestrator.domain.state import RunState, fold
 from orchestrator.settings import Settings
-from orchestrator.store import leases, outbox
-from orchestrator.store.events import ConcurrencyError, RecordedEvent, append, read_stream
-from orchestrator.store.schema import events as events_table
-from orchestrator.store.schema import idempotency_keys
+from orchestrator.store import idempotency, leases, outbox
+from orchestrator.store.events import ConcurrencyError, RecordedEvent, append, has_event, read_stream
 from schemas.events import AttemptFailed, AttemptLost, CancelRequested, Event, RunStarted
 from schemas.jobs import JOB_KINDS
 
@@ -53,6 +51,23 @@ class IdempotencyConflict(Exception):
     """An Idempotency-Key reused with a different request body."""
 
 
+class RunContended(Exception):
+    """The run kept changing under the command (a job writing fast); nothing was applied, retry."""
+
+
+class StoreUnavailable(Exception):
+    """The database could not be reached (down, restarting, connections dropped); nothing was applied."""
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """The store's failures in the service's own words, so callers never depend on the storage library."""
+    try:
+        yield
+    except OperationalError:
+        raise StoreUnavailable("database unavailable") from None
+
+
 @dataclass(frozen=True)
 class SubmitRequest:
     tenant_id: str
@@ -68,14 +83,14 @@ class SubmitRequest:
 
 @dataclass(frozen=True)
 class Outcome:
+    """What a command did: the run's state after it, the events it appended (maybe none), and `position`,
+    the log position of the stream's newest event once it ran: the read-your-writes point for the caller."""
+
     run_id: UUID
     state: RunState
     recorded: list[RecordedEvent]
+    position: int
     created: bool = False
-
-    @property
-    def position(self) -> int:
-        return self.recorded[-1].position if self.recorded else 0
 
 
 def _validate_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -119,9 +134,16 @@ class RunService:
         params = _validate_params(request.kind, request.params)
         queue = self.settings.queue_name(JOB_KINDS[request.kind].queue)
         run_id = uuid.uuid4()
-        with self.engine.begin() as conn:
+        with _store_errors(), self.engine.begin() as conn:
             if request.idempotency_key is not None:
-                existing = self._claim_idempotency_key(conn, request, run_id)
+                try:
+                    existing = idempotency.claim(
+                        conn, request.tenant_id, request.idempotency_key, _request_hash(request), run_id
+                    )
+                except idempotency.KeyReused:
+                    raise IdempotencyConflict(
+                        "Idempotency-Key was already used with a different request"
+                    ) from None
                 if existing is not None:
                     return self._existing(conn, request.tenant_id, existing)
             parent = self._parent_state(conn, request) if request.parent_id else None
@@ -142,34 +164,12 @@ class RunService:
             metadata = _metadata(request.actor, request.tenant_id, command.root_id or run_id)
             recorded = append(conn, run_id, request.tenant_id, new_events, 0, metadata)
             outbox.enqueue(conn, run_id, request.tenant_id, 1, queue)
-            return Outcome(run_id, fold(new_events), recorded, created=True)
-
-    def _claim_idempotency_key(self, conn: Connection, request: SubmitRequest, run_id: UUID) -> UUID | None:
-        """Insert the key or return the run it already names. A concurrent holder makes us wait for it."""
-        digest = _request_hash(request)
-        inserted = conn.execute(
-            insert(idempotency_keys)
-            .values(
-                tenant_id=request.tenant_id, key=request.idempotency_key, request_hash=digest, run_id=run_id
-            )
-            .on_conflict_do_nothing()
-            .returning(idempotency_keys.c.run_id)
-        ).first()
-        if inserted is not None:
-            return None
-        row = conn.execute(
-            sa.select(idempotency_keys.c.run_id, idempotency_keys.c.request_hash).where(
-                idempotency_keys.c.tenant_id == request.tenant_id,
-                idempotency_keys.c.key == request.idempotency_key,
-            )
-        ).one()
-        if row.request_hash != digest:
-            raise IdempotencyConflict("Idempotency-Key was already used with a different request")
-        return UUID(str(row.run_id))
+            return Outcome(run_id, fold(new_events), recorded, recorded[-1].position, created=True)
 
     def _existing(self, conn: Connection, tenant_id: str, run_id: UUID) -> Outcome:
         recorded = read_stream(conn, run_id, tenant_id=tenant_id)
-        return Outcome(run_id, fold(r.to_event() for r in recorded), recorded[:1], created=False)
+        state = fold(r.to_event() for r in recorded)
+        return Outcome(run_id, state, recorded[:1], recorded[-1].position, created=False)
 
     def _parent_state(self, conn: Connection, request: SubmitRequest) -> RunState:
         assert request.parent_id is not None
@@ -182,76 +182,48 @@ class RunService:
 
     # ---- commands on existing runs ----------------------------------------------------------------
     def cancel(self, tenant_id: str, run_id: UUID, actor: str = "api", reason: str | None = None) -> Outcome:
-        return self.execute(run_id, lambda _state: Cancel(reason=reason), tenant_id=tenant_id, actor=actor)
+        return self.execute(run_id, Cancel(reason=reason), tenant_id=tenant_id, actor=actor)
 
     def start_attempt(self, run_id: UUID, attempt: int, worker: str) -> Outcome | None:
         """Start `attempt`, or None when the run is finished or that attempt is not next (drop it)."""
         try:
-            return self.execute(run_id, lambda _s: StartAttempt(attempt=attempt, worker=worker), actor=worker)
+            return self.execute(run_id, StartAttempt(attempt=attempt, worker=worker), actor=worker)
         except (DomainError, RunNotFound):
             return None
 
     def execute(
-        self,
-        run_id: UUID,
-        make_command: Callable[[RunState], Command],
-        *,
-        tenant_id: str | None = None,
-        actor: str = "system",
+        self, run_id: UUID, command: Command, *, tenant_id: str | None = None, actor: str = "system"
     ) -> Outcome:
-        """Fold, decide and append with the folded version; on a version clash, decide again."""
+        """Fold, decide and append with the folded version; on a version clash, decide again afresh."""
         for _ in range(_CONFLICT_RETRIES):
             try:
-                with self.engine.begin() as conn:
-                    return self._execute_once(conn, run_id, make_command, tenant_id, actor)
+                with _store_errors(), self.engine.begin() as conn:
+                    return self._execute_once(conn, run_id, command, tenant_id, actor)
             except ConcurrencyError:
                 continue
-        raise ConcurrencyError(run_id, -1, -1)
+        raise RunContended(str(run_id))
 
     def _execute_once(
-        self,
-        conn: Connection,
-        run_id: UUID,
-        make_command: Callable[[RunState], Command],
-        tenant_id: str | None,
-        actor: str,
+        self, conn: Connection, run_id: UUID, command: Command, tenant_id: str | None, actor: str
     ) -> Outcome:
         stored = read_stream(conn, run_id, tenant_id=tenant_id)
         if not stored:
             raise RunNotFound(str(run_id))
         state = fold(r.to_event() for r in stored)
-        new_events = decide(state, make_command(state))
+        new_events = decide(state, command)
         metadata = _metadata(actor, state.tenant_id, state.root_id or run_id)
         recorded = append(conn, run_id, state.tenant_id, new_events, state.version, metadata)
         after = fold(new_events, state)
-        self._apply_policies(conn, state, after, new_events)
-        return Outcome(run_id, after, recorded)
-
-    def _apply_policies(self, conn: Connection, before: RunState, after: RunState, new: list[Event]) -> None:
-        """Side effects that must commit with the events: leases and scheduled retries."""
-        assert after.run_id is not None
-        for event in new:
-            if isinstance(event, RunStarted):
-                worker = event.worker or "unknown"
-                leases.grant(
-                    conn, after.run_id, after.tenant_id, event.attempt, worker, self.settings.lease_seconds
-                )
-            elif isinstance(event, AttemptFailed | AttemptLost):
-                leases.release(conn, after.run_id)
-                if event.retry_at is not None and not is_terminal(after.status or before.status):  # type: ignore[arg-type]
-                    outbox.enqueue(
-                        conn,
-                        after.run_id,
-                        after.tenant_id,
-                        event.attempt + 1,
-                        self._queue_for(after),
-                        event.retry_at,
-                    )
+        for event in new_events:
+            policy = POLICIES.get(type(event))
+            if policy is not None:
+                policy(self, conn, after, event)
         if after.status is not None and is_terminal(after.status):
-            leases.release(conn, after.run_id)
+            leases.release(conn, run_id)
+        return Outcome(run_id, after, recorded, (recorded or stored)[-1].position)
 
-    def _queue_for(self, state: RunState) -> str:
-        job = JOB_KINDS.get(state.kind)
+    def queue_for(self, kind: str) -> str:
+        job = JOB_KINDS.get(kind)
         return self.settings.queue_name(job.queue if job else "short")
 
     # ---- helpers for workers and the reconciler ---------------------------------------------------
@@ -265,24 +237,40 @@ class RunService:
         )
 
     def cancel_requested(self, run_id: UUID) -> bool:
-        with self.engine.connect() as conn:
-            found = conn.execute(
-                sa.select(sa.literal(1)).where(
-                    events_table.c.stream_id == run_id, events_table.c.type == CancelRequested.type
-                )
-            ).first()
-        return found is not None
+        with _store_errors(), self.engine.connect() as conn:
+            return has_event(conn, run_id, CancelRequested.type)
 
     def renew_lease(self, run_id: UUID, attempt: int) -> bool:
-        with self.engine.begin() as conn:
+        with _store_errors(), self.engine.begin() as conn:
             return leases.renew(conn, run_id, attempt, self.settings.lease_seconds)
 
-    def load(self, run_id: UUID, tenant_id: str | None = None) -> RunState:
-        with self.engine.connect() as conn:
-            stored = read_stream(conn, run_id, tenant_id=tenant_id)
-        if not stored:
-            raise RunNotFound(str(run_id))
-        return fold(r.to_event() for r in stored)
+
+# Side effects that must commit with an event: a started attempt holds a lease; an attempt that ended
+# without ending the run gives its lease back and, when a retry is due, schedules the next dispatch.
+Policy = Callable[[RunService, Connection, RunState, Any], None]
+
+
+def _grant_lease(service: RunService, conn: Connection, run: RunState, event: RunStarted) -> None:
+    assert run.run_id is not None
+    seconds = service.settings.lease_seconds
+    leases.grant(conn, run.run_id, run.tenant_id, event.attempt, event.worker or "unknown", seconds)
+
+
+def _schedule_retry(
+    service: RunService, conn: Connection, run: RunState, event: AttemptFailed | AttemptLost
+) -> None:
+    assert run.run_id is not None and run.status is not None
+    leases.release(conn, run.run_id)
+    if event.retry_at is not None and not is_terminal(run.status):
+        queue = service.queue_for(run.kind)
+        outbox.enqueue(conn, run.run_id, run.tenant_id, event.attempt + 1, queue, event.retry_at)
+
+
+POLICIES: dict[type[Event], Policy] = {
+    RunStarted: _grant_lease,
+    AttemptFailed: _schedule_retry,
+    AttemptLost: _schedule_retry,
+}
 
 
 def _metadata(actor: str, tenant_id: str, correlation_id: UUID) -> dict[str, Any]:

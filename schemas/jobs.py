@@ -53,28 +53,18 @@ class JobKind:
     name: str
     params_model: type[BaseModel]
     queue: QueueClass
-    description: str
 
 
 JOB_KINDS: dict[str, JobKind] = {
     kind.name: kind
     for kind in (
-        JobKind("sleep", SleepParams, QueueClass.SHORT, "Sleep for `duration` seconds, reporting progress."),
+        JobKind("sleep", SleepParams, QueueClass.SHORT),
         # The kinds below are served by the public surfaces; their workers arrive with their own issues.
         # Until a worker for a kind is deployed, its runs end `failed` with `service_unavailable`.
-        JobKind(
-            "taxonomy_build", OpaqueParams, QueueClass.LONG, "Embed and cluster records into a taxonomy."
-        ),
-        JobKind("dataset_task", OpaqueParams, QueueClass.LONG, "Apply a task to every line of a dataset."),
-        JobKind(
-            "corpus_rebuild_vector_index", OpaqueParams, QueueClass.LONG, "Rebuild a corpus vector index."
-        ),
-        JobKind(
-            "corpus_replace_filter_attrs",
-            OpaqueParams,
-            QueueClass.LONG,
-            "Replace a corpus's filter attributes.",
-        ),
-        JobKind("workflow", OpaqueParams, QueueClass.SHORT, "A multi-step workflow that spawns child runs."),
+        JobKind("taxonomy_build", OpaqueParams, QueueClass.LONG),
+        JobKind("dataset_task", OpaqueParams, QueueClass.LONG),
+        JobKind("corpus_rebuild_vector_index", OpaqueParams, QueueClass.LONG),
+        JobKind("corpus_replace_filter_attrs", OpaqueParams, QueueClass.LONG),
+        JobKind("workflow", OpaqueParams, QueueClass.SHORT),
     )
 }

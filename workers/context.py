@@ -19,10 +19,9 @@ BLIP_SECONDS = 10.0
 
 
 class JobContext:
-    def __init__(self, service: RunService, run_id: UUID, tenant_id: str, attempt: int) -> None:
+    def __init__(self, service: RunService, run_id: UUID, attempt: int) -> None:
         self.service = service
         self.run_id = run_id
-        self.tenant_id = tenant_id
         self.attempt = attempt
         self.lease_lost = False
         self._sequence = 0
@@ -31,7 +30,7 @@ class JobContext:
     def _write(self, command: Command) -> None:
         actor = f"worker:attempt-{self.attempt}"
         try:
-            retried(lambda: self.service.execute(self.run_id, lambda _s: command, actor=actor), BLIP_SECONDS)
+            retried(lambda: self.service.execute(self.run_id, command, actor=actor), BLIP_SECONDS)
         except DomainError as exc:
             # The run ended or moved to another attempt without us: stop, write nothing more.
             raise AttemptSuperseded(str(exc)) from None

@@ -17,6 +17,7 @@ from orchestrator.domain.commands import Command, ConfirmCancel, Fail, FailAttem
 from orchestrator.domain.errors import DomainError
 from orchestrator.domain.state import SHUTDOWN_REASON
 from orchestrator.services import RunService
+from schemas.jobs import JOB_KINDS
 from schemas.runs import ErrorCode
 from workers import shutdown
 from workers.context import JobContext
@@ -58,13 +59,20 @@ class LeaseKeeper(threading.Thread):
 def execute(service: RunService, run_id: UUID, attempt: int, worker: str) -> str:
     """Returns what happened: dropped, succeeded, failed, retrying, canceled or superseded."""
     bound = log.bind(run_id=str(run_id), attempt=attempt)
-    started = service.start_attempt(run_id, attempt, worker)
+    try:
+        started = retried(lambda: service.start_attempt(run_id, attempt, worker), 5.0)  # a blip
+    except TRANSIENT as exc:
+        # The database stayed away: nothing started, so the reconciler publishes this dispatch again
+        # once it is overdue. One line, and no exception for Celery to log with its SQL.
+        code = ErrorCode.SERVICE_UNAVAILABLE.value
+        bound.warning("attempt.start_failed", error_code=code, error_type=type(exc).__name__)
+        return "dropped"
     if started is None:
         bound.info("delivery.dropped")
         return "dropped"
     state = started.state
     bound = bound.bind(tenant_id=state.tenant_id, kind=state.kind)
-    ctx = JobContext(service, run_id, state.tenant_id, attempt)
+    ctx = JobContext(service, run_id, attempt)
     keeper = LeaseKeeper(service, ctx, service.settings.lease_renew_seconds)
     keeper.start()
     shutdown.set_executing(True)
@@ -81,7 +89,7 @@ def execute(service: RunService, run_id: UUID, attempt: int, worker: str) -> str
             return outcome
         # The lease is still renewed while this write is retried, so the run is not taken over.
         end = command
-        retried(lambda: service.execute(run_id, lambda _s: end, actor=worker), service.settings.lease_seconds)
+        retried(lambda: service.execute(run_id, end, actor=worker), service.settings.lease_seconds)
     except DomainError as exc:
         bound.warning("attempt.end_rejected", reason=str(exc))
         return "superseded"
@@ -97,14 +105,13 @@ def _run_job(
     ctx: JobContext, kind: str, params: dict[str, object], service: RunService
 ) -> tuple[Command | None, str]:
     attempt = ctx.attempt
-    handler_entry = HANDLERS.get(kind)
-    if handler_entry is None:
+    handler = HANDLERS.get(kind)
+    if handler is None:
         return Fail(
             attempt, ErrorCode.SERVICE_UNAVAILABLE, f"no worker for kind {kind!r} is deployed"
         ), "failed"
-    params_model, handler = handler_entry
     try:
-        result = handler(ctx, params_model.model_validate(params))
+        result = handler(ctx, JOB_KINDS[kind].params_model.model_validate(params))
     except JobCanceled:
         return ConfirmCancel(attempt), "canceled"
     except AttemptSuperseded:

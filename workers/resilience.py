@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from sqlalchemy.exc import OperationalError
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from orchestrator.store.events import ConcurrencyError
+from orchestrator.services import RunContended, StoreUnavailable
 
 T = TypeVar("T")
-TRANSIENT = (OperationalError, ConcurrencyError)
+# The service's words for "nothing was applied, the same call may succeed in a moment".
+TRANSIENT = (StoreUnavailable, RunContended)
 
 
 def retried(call: Callable[[], T], seconds: float) -> T:

@@ -16,8 +16,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from orchestrator.api.cursor import InvalidCursor
 from orchestrator.api.deps import RateLimited, Unauthenticated
 from orchestrator.domain.errors import DomainError
-from orchestrator.services import IdempotencyConflict, InvalidRequest, RunNotFound
-from orchestrator.store.events import ConcurrencyError
+from orchestrator.services import (
+    IdempotencyConflict,
+    InvalidRequest,
+    RunContended,
+    RunNotFound,
+    StoreUnavailable,
+)
 from schemas.api import ErrorBody, ValidationErrorBody
 
 log = structlog.get_logger(__name__)
@@ -66,8 +71,8 @@ def install(app: FastAPI) -> None:
     async def _conflict(_: Request, exc: DomainError) -> JSONResponse:
         return _error(409, str(exc), exc.code)
 
-    @app.exception_handler(ConcurrencyError)
-    async def _contended(_: Request, __: ConcurrencyError) -> JSONResponse:
+    @app.exception_handler(RunContended)
+    async def _contended(_: Request, __: RunContended) -> JSONResponse:
         # The run kept changing under the request (a job writing fast); nothing was applied.
         return _error(409, "the run is changing too fast, retry", "concurrent_update", {"Retry-After": "1"})
 
@@ -76,7 +81,8 @@ def install(app: FastAPI) -> None:
         return _error(409, str(exc), "idempotency_conflict")
 
     @app.exception_handler(OperationalError)
-    async def _db_down(_: Request, __: OperationalError) -> JSONResponse:
+    @app.exception_handler(StoreUnavailable)
+    async def _db_down(_: Request, __: Exception) -> JSONResponse:
         log.warning("api.database_unavailable")
         return _error(503, "database unavailable, retry shortly", "service_unavailable", {"Retry-After": "2"})
 

@@ -11,12 +11,11 @@ from fastapi.concurrency import run_in_threadpool
 
 from orchestrator.api import cursor
 from orchestrator.api.deps import EngineDep, PrincipalDep, ServiceDep, SettingsDep
-from orchestrator.api.errors import NOT_FOUND_BODY, RESPONSES, responses
-from orchestrator.api.views import created_view, event_view, run_view
-from orchestrator.projections import runner
+from orchestrator.api.errors import RESPONSES, responses
+from orchestrator.api.views import event_view, run_view
+from orchestrator.readmodel.paging import decode_position, encode_position, position_of
 from orchestrator.readmodel.runs import RunFilters, get_run, list_runs, run_events
 from orchestrator.services import Outcome, RunNotFound, SubmitRequest
-from orchestrator.store.events import read_stream
 from schemas.api import NO_NUL, EventList, RunCreateRequest, RunPage, RunView
 from schemas.runs import RunStatus
 
@@ -30,32 +29,21 @@ _SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 _CANCEL_RESPONSES = {
     **responses(401, 404, 409, 422, 429, 503),
-    409: {**RESPONSES[409], "description": "The run has already finished"},
+    409: {**RESPONSES[409], "description": "The run has already succeeded or failed"},
 }
 
 
-def _read_run(engine: EngineDep, tenant_id: str, run_id: UUID) -> RunView:
+def _read_run(engine: EngineDep, tenant_id: str, run_id: UUID, at_least: int = 0) -> RunView:
     with engine.connect() as conn:
-        row = get_run(conn, tenant_id, run_id)
-    if row is None:
+        run = get_run(conn, tenant_id, run_id, at_least=at_least)
+    if run is None:
         raise RunNotFound(str(run_id))
-    return run_view(row)
+    return run_view(run)
 
 
-def _view_after_write(engine: EngineDep, tenant_id: str, outcome: Outcome) -> RunView:
-    """The run as the read model shows it; while the projector is behind (or down), as the log shows
-    it: a run that exists must never answer 404 to the request that just wrote it."""
-    with engine.connect() as conn:
-        row = get_run(conn, tenant_id, outcome.run_id)
-        created = None if row is not None else read_stream(conn, outcome.run_id, tenant_id=tenant_id)[:1]
-    if row is not None:
-        return run_view(row)
-    if not created:
-        raise RunNotFound(str(outcome.run_id))
-    state = outcome.state
-    return created_view(created[0]).model_copy(
-        update={"status": state.status, "attempt": state.attempt, "cancel_requested": state.cancel_requested}
-    )
+def _after_write(engine: EngineDep, tenant_id: str, outcome: Outcome) -> RunView:
+    """The run as of the request's own write, whether or not the projector has got there yet."""
+    return _read_run(engine, tenant_id, outcome.run_id, outcome.position)
 
 
 @router.post("", status_code=201, response_model=RunView, responses=_SUBMIT_RESPONSES)
@@ -64,7 +52,6 @@ def submit_run(
     principal: PrincipalDep,
     service: ServiceDep,
     engine: EngineDep,
-    settings: SettingsDep,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=255, pattern=NO_NUL)] = None,
 ) -> RunView:
@@ -83,10 +70,8 @@ def submit_run(
     )
     if not outcome.created:
         response.status_code = 200
-    # Read-your-writes: the caller's next GET should see what it just submitted.
-    runner.wait_for(engine, outcome.position, settings.read_your_writes_seconds)
     response.headers["Location"] = f"/v1/runs/{outcome.run_id}"
-    return _view_after_write(engine, principal.tenant_id, outcome)
+    return _after_write(engine, principal.tenant_id, outcome)
 
 
 @router.get("", response_model=RunPage, responses=responses(401, 422, 429, 503))
@@ -117,22 +102,16 @@ def list_runs_route(
     if cursor_token:
         position = cursor.decode(secret, cursor_token, principal.tenant_id, filters.as_dict())
         try:
-            after = (datetime.fromisoformat(position["c"]), UUID(position["i"]))
-        except (KeyError, ValueError, TypeError):
+            after = decode_position(position)
+        except ValueError:
             raise cursor.InvalidCursor("malformed cursor") from None
     with engine.connect() as conn:
-        rows = list_runs(conn, principal.tenant_id, filters, limit + 1, after)
-    page = [run_view(r) for r in rows[:limit]]
+        found = list_runs(conn, principal.tenant_id, filters, limit + 1, after)
     next_cursor = None
-    if len(rows) > limit:
-        last = page[-1]
-        next_cursor = cursor.encode(
-            secret,
-            principal.tenant_id,
-            filters.as_dict(),
-            {"c": last.created_at.isoformat(), "i": str(last.id)},
-        )
-    return RunPage(data=page, next_cursor=next_cursor)
+    if len(found) > limit:
+        last = encode_position(position_of(found[limit - 1]))
+        next_cursor = cursor.encode(secret, principal.tenant_id, filters.as_dict(), last)
+    return RunPage(data=[run_view(r) for r in found[:limit]], next_cursor=next_cursor)
 
 
 @router.get("/{run_id}", response_model=RunView, responses=_RUN_ERRORS)
@@ -144,20 +123,17 @@ def get_run_route(run_id: UUID, principal: PrincipalDep, engine: EngineDep) -> R
 def get_run_events(run_id: UUID, principal: PrincipalDep, engine: EngineDep) -> EventList:
     """The run's event log in version order."""
     with engine.connect() as conn:
-        rows = run_events(conn, principal.tenant_id, run_id)
-    if not rows:
+        recorded = run_events(conn, principal.tenant_id, run_id)
+    if not recorded:
         raise RunNotFound(str(run_id))
-    return EventList(data=[event_view(r) for r in rows])
+    return EventList(data=[event_view(r) for r in recorded])
 
 
 @router.post("/{run_id}/cancel", response_model=RunView, responses=_CANCEL_RESPONSES)
 async def cancel_run(
-    run_id: UUID, principal: PrincipalDep, service: ServiceDep, engine: EngineDep, settings: SettingsDep
+    run_id: UUID, principal: PrincipalDep, service: ServiceDep, engine: EngineDep
 ) -> RunView:
-    """Cancel: a pending run ends canceled at once; a running one is asked to stop (409 if finished)."""
+    """Cancel: a pending run ends canceled at once; a running one is asked to stop. Asking again, or for a
+    run already canceled, answers the run (200); 409 for a run that ended otherwise."""
     outcome = await run_in_threadpool(service.cancel, principal.tenant_id, run_id, principal.actor)
-    await run_in_threadpool(runner.wait_for, engine, outcome.position, settings.read_your_writes_seconds)
-    return await run_in_threadpool(_view_after_write, engine, principal.tenant_id, outcome)
-
-
-__all__ = ["NOT_FOUND_BODY", "router"]
+    return await run_in_threadpool(_after_write, engine, principal.tenant_id, outcome)

@@ -59,6 +59,8 @@ def decide(state: RunState, command: Command) -> list[Event]:
         return _create(state, command)
     if not state.exists or state.status is None:
         raise IllegalTransition("run does not exist")
+    if isinstance(command, Cancel) and state.status is RunStatus.CANCELED:
+        return []  # a client retrying its cancel is not told it failed: the run is what it asked for
     if is_terminal(state.status):
         raise IllegalTransition(f"run is already {state.status.value}")
     if isinstance(command, Cancel):

@@ -1,5 +1,6 @@
 """The run lifecycle as data: allowed status transitions, the terminal set, event -> status."""
 
+from schemas.events import RunCanceled, RunCreated, RunFailed, RunStarted, RunSucceeded
 from schemas.runs import RunStatus
 
 TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
@@ -14,11 +15,11 @@ TERMINAL: frozenset[RunStatus] = frozenset(s for s, targets in TRANSITIONS.items
 
 # Events that move a run to a status; every other event leaves the status as it is.
 STATUS_AFTER_EVENT: dict[str, RunStatus] = {
-    "RunCreated": RunStatus.PENDING,
-    "RunStarted": RunStatus.RUNNING,
-    "RunSucceeded": RunStatus.SUCCEEDED,
-    "RunFailed": RunStatus.FAILED,
-    "RunCanceled": RunStatus.CANCELED,
+    RunCreated.type: RunStatus.PENDING,
+    RunStarted.type: RunStatus.RUNNING,
+    RunSucceeded.type: RunStatus.SUCCEEDED,
+    RunFailed.type: RunStatus.FAILED,
+    RunCanceled.type: RunStatus.CANCELED,
 }
 
 

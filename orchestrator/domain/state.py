@@ -48,6 +48,12 @@ class RunState:
 SHUTDOWN_REASON = "worker_shutdown"
 
 
+def attempts_granted(event: AttemptLost) -> int:
+    """Attempts a lost attempt gives back to the run: one when a deploy (a worker shutting down), not the
+    run, ended it, so a rolling restart never uses up a run's allowance. The read models count with it too."""
+    return 1 if event.reason == SHUTDOWN_REASON else 0
+
+
 class CorruptStream(Exception):
     """The stored events break the lifecycle; only a bug or manual SQL can cause this."""
 
@@ -80,10 +86,10 @@ def evolve(state: RunState, event: Event) -> RunState:
             return replace(
                 state, status=RunStatus.RUNNING, version=version, attempt=event.attempt, attempt_active=True
             )
-        case AttemptLost() if event.reason == SHUTDOWN_REASON:
-            # A deploy, not the run, ended this attempt: it does not use up the run's allowance.
-            return replace(state, version=version, attempt_active=False, max_attempts=state.max_attempts + 1)
-        case AttemptFailed() | AttemptLost():
+        case AttemptLost():
+            allowance = state.max_attempts + attempts_granted(event)
+            return replace(state, version=version, attempt_active=False, max_attempts=allowance)
+        case AttemptFailed():
             return replace(state, version=version, attempt_active=False)
         case CancelRequested():
             return replace(state, version=version, cancel_requested=True)

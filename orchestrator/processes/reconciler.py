@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -15,17 +14,17 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Engine
 
-from orchestrator.domain.commands import Command, ForceCancel, LoseAttempt
+from orchestrator.domain.commands import ForceCancel, LoseAttempt
 from orchestrator.domain.errors import DomainError
-from orchestrator.domain.state import RunState
 from orchestrator.services import RunNotFound, RunService
 from orchestrator.store import leases, outbox
-from orchestrator.store.schema import events, runs
+from orchestrator.store.schema import events, run_leases
 from orchestrator.store.schema import outbox as outbox_table
+from schemas.events import TERMINAL_EVENT_TYPES, CancelRequested, RunStarted
 
 log = structlog.get_logger(__name__)
 
-TERMINAL_TYPES = ("RunSucceeded", "RunFailed", "RunCanceled")
+TERMINAL_TYPES = sorted(TERMINAL_EVENT_TYPES)
 
 
 @dataclass(frozen=True)
@@ -36,10 +35,6 @@ class PassReport:
     pruned: int
 
 
-def _constant(command: LoseAttempt) -> Callable[[RunState], Command]:
-    return lambda _state: command
-
-
 def recover_expired_leases(service: RunService) -> int:
     with service.engine.connect() as conn:
         expired = leases.expired(conn)
@@ -47,7 +42,7 @@ def recover_expired_leases(service: RunService) -> int:
     for lease in expired:
         command = LoseAttempt(lease.attempt, "worker_lost", service.next_retry_at(lease.attempt))
         try:
-            service.execute(lease.run_id, _constant(command), actor="reconciler")
+            service.execute(lease.run_id, command, actor="reconciler")
             recovered += 1
             log.warning("reconciler.attempt_lost", run_id=str(lease.run_id), attempt=lease.attempt)
         except (DomainError, RunNotFound):
@@ -75,7 +70,7 @@ def _stalled_dispatches(engine: Engine, timeout_seconds: float) -> list[tuple[UU
         events.c.stream_id == o.c.run_id,
         sa.or_(
             events.c.type.in_(TERMINAL_TYPES),
-            sa.and_(events.c.type == "RunStarted", events.c.data["attempt"].as_integer() >= o.c.attempt),
+            sa.and_(events.c.type == RunStarted.type, events.c.data["attempt"].as_integer() >= o.c.attempt),
         ),
     )
     query = (
@@ -115,16 +110,18 @@ def redispatch_stalled(service: RunService) -> int:
 
 
 def _overdue_cancels(engine: Engine, grace_seconds: float) -> list[UUID]:
+    """Runs still executing (they hold a lease) whose cancel was requested longer ago than the grace period.
+
+    Read from the write side only, the leases and the log, never from a read model: a projector that is
+    behind or down must not delay a guaranteed cancel. Leases are few (one per running attempt), and each
+    test below is an index lookup on the run's stream."""
     cutoff = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, grace_seconds)
-    finished = sa.exists().where(events.c.stream_id == runs.c.id, events.c.type.in_(TERMINAL_TYPES))
+    run_id = run_leases.c.run_id
+    finished = sa.exists().where(events.c.stream_id == run_id, events.c.type.in_(TERMINAL_TYPES))
     requested_before = sa.exists().where(
-        events.c.stream_id == runs.c.id, events.c.type == "CancelRequested", events.c.recorded_at < cutoff
+        events.c.stream_id == run_id, events.c.type == CancelRequested.type, events.c.recorded_at < cutoff
     )
-    query = (
-        sa.select(runs.c.id)
-        .where(runs.c.status == "running", runs.c.cancel_requested.is_(True), requested_before, ~finished)
-        .limit(200)
-    )
+    query = sa.select(run_id).where(requested_before, ~finished).limit(200)
     with engine.connect() as conn:
         return [row[0] for row in conn.execute(query)]
 
@@ -135,7 +132,7 @@ def force_overdue_cancels(service: RunService) -> int:
     forced = 0
     for run_id in _overdue_cancels(service.engine, service.settings.cancel_grace_seconds):
         try:
-            service.execute(run_id, lambda _s: ForceCancel(), actor="reconciler")
+            service.execute(run_id, ForceCancel(), actor="reconciler")
             forced += 1
             log.warning("reconciler.cancel_forced", run_id=str(run_id))
         except (DomainError, RunNotFound):

@@ -9,8 +9,9 @@ from __future__ import annotations
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import sqlalchemy as sa
@@ -29,8 +30,14 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class Projection:
+    """A read model as a keyed fold: each event touches at most one row (`key`), `evolve` is pure, and the
+    runner loads the touched rows of a batch once, folds the batch in memory and saves them once."""
+
     name: str
-    apply: Callable[[Connection, RecordedEvent], None]
+    key: Callable[[RecordedEvent], Any | None]
+    evolve: Callable[[Any, RecordedEvent], Any | None]
+    load: Callable[[Connection, Iterable[Any]], dict[Any, Any]]
+    save: Callable[[Connection, Iterable[Any]], None]
     reset: Callable[[Connection], None]
 
     @property
@@ -38,10 +45,22 @@ class Projection:
         return zlib.crc32(f"orch_projection:{self.name}".encode())
 
 
-PROJECTIONS: tuple[Projection, ...] = (
-    Projection(runs_projection.NAME, runs_projection.apply, runs_projection.reset),
-    Projection(steps_projection.NAME, steps_projection.apply, steps_projection.reset),
-)
+def _projection(module: Any) -> Projection:
+    return Projection(module.NAME, module.key, module.evolve, module.load, module.save, module.reset)
+
+
+PROJECTIONS: tuple[Projection, ...] = (_projection(runs_projection), _projection(steps_projection))
+
+
+def apply_batch(conn: Connection, projection: Projection, batch: Sequence[RecordedEvent]) -> None:
+    keyed = [(k, event) for event in batch if (k := projection.key(event)) is not None]
+    rows = projection.load(conn, {k for k, _ in keyed})
+    touched: dict[Any, Any] = {}
+    for k, event in keyed:
+        row = projection.evolve(rows.get(k), event)
+        if row is not None:
+            rows[k] = touched[k] = row
+    projection.save(conn, touched.values())
 
 
 class CheckpointMoved(Exception):
@@ -73,8 +92,7 @@ def catch_up_batch(engine: Engine, projection: Projection, batch_size: int = 500
     with engine.begin() as conn:
         position = _lock_checkpoint(conn, projection.name)
         batch = read_all(conn, after=position, limit=batch_size)
-        for event in batch:
-            projection.apply(conn, event)
+        apply_batch(conn, projection, batch)
         if batch:
             _advance(conn, projection.name, position, batch[-1].position)
         return len(batch)
@@ -94,8 +112,7 @@ def rebuild(engine: Engine, projection: Projection, batch_size: int = 2000) -> i
         projection.reset(conn)
         position, total = 0, 0
         while batch := read_all(conn, after=position, limit=batch_size):
-            for event in batch:
-                projection.apply(conn, event)
+            apply_batch(conn, projection, batch)
             position = batch[-1].position
             total += len(batch)
         conn.execute(
@@ -115,7 +132,8 @@ def checkpoint(engine: Engine, name: str = runs_projection.NAME) -> int:
 
 
 def wait_for(engine: Engine, position: int, timeout: float, name: str = runs_projection.NAME) -> bool:
-    """Block until the projection has applied `position` (read-your-writes), or the timeout passes."""
+    """Block until the projection has applied `position`, or the timeout passes. For tests and tools:
+    requests never wait on the projector (they fold the run's stream instead, see readmodel.runs)."""
     deadline = time.monotonic() + timeout
     delay = 0.002
     while True:

@@ -1,49 +1,126 @@
-"""The `run_steps` read model: one row per step of each attempt, for run detail views."""
+"""The `run_steps` read model: one row per step of each attempt, for run detail views.
+
+A pure fold like the runs projection: `evolve(step, event)` over typed step events, keyed by
+(run, attempt, sequence); `fold` gives a run's steps straight from its stream.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
 from orchestrator.store.events import RecordedEvent
 from orchestrator.store.schema import run_steps
+from schemas.events import StepFinished, StepStarted
 
 NAME = "steps"
 
+StepKey = tuple[UUID, int, int]  # run, attempt, sequence
 
-def apply(conn: Connection, event: RecordedEvent) -> None:
-    data = event.data
-    if event.type == "StepStarted":
-        conn.execute(
-            run_steps.insert().values(
-                run_id=event.stream_id,
-                attempt=data["attempt"],
-                sequence=data["sequence"],
-                tenant_id=event.tenant_id,
-                step_key=data["step_key"],
-                tool_name=data.get("tool_name"),
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One row of `run_steps`, field for column."""
+
+    run_id: UUID
+    attempt: int
+    sequence: int
+    tenant_id: str
+    step_key: str
+    tool_name: str | None
+    status: str
+    started_at: datetime
+    input: Mapping[str, Any] = field(default_factory=dict)
+    output: Mapping[str, Any] | None = None
+    error: str | None = None
+    duration_ms: int | None = None
+    completed_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> StepRecord:
+        return cls(**{name: row[name] for name in _FIELDS})
+
+    def as_row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _FIELDS}
+
+    @property
+    def key(self) -> StepKey:
+        return (self.run_id, self.attempt, self.sequence)
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(StepRecord))
+STEP_EVENT_TYPES = frozenset({StepStarted.type, StepFinished.type})
+
+
+def key(recorded: RecordedEvent) -> StepKey | None:
+    """The step an event is about, or None for the events this projection does not fold."""
+    if recorded.type not in STEP_EVENT_TYPES:
+        return None
+    return (recorded.stream_id, int(recorded.data["attempt"]), int(recorded.data["sequence"]))
+
+
+def evolve(step: StepRecord | None, recorded: RecordedEvent) -> StepRecord | None:
+    match recorded.to_event():
+        case StepStarted() as started:
+            return StepRecord(
+                run_id=recorded.stream_id,
+                attempt=started.attempt,
+                sequence=started.sequence,
+                tenant_id=recorded.tenant_id,
+                step_key=started.step_key,
+                tool_name=started.tool_name,
                 status="running",
-                input=data.get("input") or {},
-                started_at=event.recorded_at,
+                input=started.input,
+                started_at=recorded.recorded_at,
             )
-        )
-    elif event.type == "StepFinished":
-        conn.execute(
-            run_steps.update()
-            .where(
-                run_steps.c.run_id == event.stream_id,
-                run_steps.c.attempt == data["attempt"],
-                run_steps.c.sequence == data["sequence"],
+        case StepFinished() as finished if step is not None:
+            return replace(
+                step,
+                status=finished.status,
+                output=finished.output,
+                error=finished.error,
+                duration_ms=finished.duration_ms,
+                completed_at=recorded.recorded_at,
             )
-            .values(
-                status=data.get("status", "succeeded"),
-                output=sa.cast(data.get("output") or {}, JSONB),
-                error=data.get("error"),
-                duration_ms=data.get("duration_ms"),
-                completed_at=event.recorded_at,
-            )
-        )
+    return step
+
+
+def fold(stream: Iterable[RecordedEvent]) -> list[StepRecord]:
+    """Every step of a run's stream, in (attempt, sequence) order."""
+    steps: dict[StepKey, StepRecord] = {}
+    for recorded in stream:
+        step_key = key(recorded)
+        if step_key is not None and (step := evolve(steps.get(step_key), recorded)) is not None:
+            steps[step_key] = step
+    return [steps[k] for k in sorted(steps, key=lambda k: (k[1], k[2]))]
+
+
+def load(conn: Connection, keys: Iterable[StepKey]) -> dict[StepKey, StepRecord]:
+    wanted = list(keys)
+    if not wanted:
+        return {}
+    columns = sa.tuple_(run_steps.c.run_id, run_steps.c.attempt, run_steps.c.sequence)
+    rows = conn.execute(sa.select(run_steps).where(columns.in_(wanted)))
+    records = (StepRecord.from_row(row._mapping) for row in rows)
+    return {record.key: record for record in records}
+
+
+def save(conn: Connection, records: Iterable[StepRecord]) -> None:
+    values = [r.as_row() for r in records]
+    if not values:
+        return
+    statement = insert(run_steps)
+    keys = ("run_id", "attempt", "sequence")
+    columns = {name: statement.excluded[name] for name in _FIELDS if name not in keys}
+    conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=columns), values)
 
 
 def reset(conn: Connection) -> None:

@@ -1,7 +1,15 @@
-"""Queries on the read models. Every query takes the tenant: a run of another tenant does not exist."""
+"""Queries on the `runs` read model, as typed records. Every query takes the tenant: a run of another
+tenant does not exist.
+
+Read-your-writes without waiting on the projector: a get by id of a run the read model does not hold yet,
+or holds only as of an older position than the caller's own write, folds the run's stream with the
+projection's own fold. The answer is what the projector will show once it gets there, so a client never
+sees 404 for a run it was just told about, even while the projector is stopped.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,28 +18,41 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from orchestrator.store.schema import events, runs
+from orchestrator.projections import runs as runs_projection
+from orchestrator.projections.runs import RunRecord
+from orchestrator.readmodel.paging import Position, keyset_page
+from orchestrator.store.events import RecordedEvent, read_stream
+from orchestrator.store.schema import runs
 
 
 @dataclass(frozen=True)
 class RunFilters:
+    """Equalities and ranges on run columns; `attributes` are matched by JSONB containment (`@>`), which the
+    GIN index on `runs.attributes` serves. Empty fields are no filter."""
+
     status: str | None = None
     kind: str | None = None
+    kinds: tuple[str, ...] = ()
     parent_id: UUID | None = None
     root_only: bool = False
     created_after: datetime | None = None
     created_before: datetime | None = None
+    attributes: Mapping[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        """What a cursor is bound to: the same filters, as plain strings."""
         return {k: (str(v) if v is not None else None) for k, v in self.__dict__.items()}
 
 
-def _filtered(tenant_id: str, filters: RunFilters) -> sa.Select[Any]:
+def filtered(tenant_id: str, filters: RunFilters) -> sa.Select[Any]:
+    """The tenant's runs matching `filters`: the one place list filters become SQL."""
     query = sa.select(runs).where(runs.c.tenant_id == tenant_id)
     if filters.status:
         query = query.where(runs.c.status == filters.status)
     if filters.kind:
         query = query.where(runs.c.kind == filters.kind)
+    if filters.kinds:
+        query = query.where(runs.c.kind.in_(filters.kinds))
     if filters.parent_id:
         query = query.where(runs.c.parent_id == filters.parent_id)
     if filters.root_only:
@@ -40,32 +61,30 @@ def _filtered(tenant_id: str, filters: RunFilters) -> sa.Select[Any]:
         query = query.where(runs.c.created_at > filters.created_after)
     if filters.created_before:
         query = query.where(runs.c.created_at < filters.created_before)
+    if filters.attributes:
+        query = query.where(runs.c.attributes.contains(dict(filters.attributes)))
     return query
 
 
+def records(conn: Connection, query: sa.Select[Any]) -> list[RunRecord]:
+    return [RunRecord.from_row(row._mapping) for row in conn.execute(query)]
+
+
 def list_runs(
-    conn: Connection,
-    tenant_id: str,
-    filters: RunFilters,
-    limit: int,
-    after: tuple[datetime, UUID] | None = None,
-) -> list[sa.Row[Any]]:
+    conn: Connection, tenant_id: str, filters: RunFilters, limit: int, after: Position | None = None
+) -> list[RunRecord]:
     """Newest first, keyset-paginated on (created_at, id) so inserts never shift a page."""
-    query = _filtered(tenant_id, filters)
-    if after is not None:
-        query = query.where(sa.tuple_(runs.c.created_at, runs.c.id) < sa.tuple_(*after))
-    query = query.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
-    return list(conn.execute(query))
+    return records(conn, keyset_page(filtered(tenant_id, filters), limit, after))
 
 
-def get_run(conn: Connection, tenant_id: str, run_id: UUID) -> sa.Row[Any] | None:
-    return conn.execute(sa.select(runs).where(runs.c.tenant_id == tenant_id, runs.c.id == run_id)).first()
+def get_run(conn: Connection, tenant_id: str, run_id: UUID, *, at_least: int = 0) -> RunRecord | None:
+    """The run as the read model holds it, or, when it holds none or one older than position `at_least`
+    (the caller's own write), as the run's stream folds."""
+    row = conn.execute(sa.select(runs).where(runs.c.tenant_id == tenant_id, runs.c.id == run_id)).first()
+    if row is not None and row.last_position >= at_least:
+        return RunRecord.from_row(row._mapping)
+    return runs_projection.fold(read_stream(conn, run_id, tenant_id=tenant_id))
 
 
-def run_events(conn: Connection, tenant_id: str, run_id: UUID) -> list[sa.Row[Any]]:
-    query = (
-        sa.select(events.c.position, events.c.version, events.c.type, events.c.data, events.c.recorded_at)
-        .where(events.c.tenant_id == tenant_id, events.c.stream_id == run_id)
-        .order_by(events.c.version)
-    )
-    return list(conn.execute(query))
+def run_events(conn: Connection, tenant_id: str, run_id: UUID) -> list[RecordedEvent]:
+    return read_stream(conn, run_id, tenant_id=tenant_id)

@@ -1,101 +1,112 @@
-"""Read-model queries the public surfaces need beyond `readmodel`: attribute filters with offset pages and
-totals, whole run trees, and the steps of a run's latest attempt.
+"""Queries the data-products surface needs beyond `readmodel.runs`: offset pages with totals, whole run
+trees, and a run with the steps of its latest attempt.
 
-Like `readmodel`, every query takes the tenant, so another tenant's run simply does not exist here.
+Like `readmodel.runs`, every query takes the tenant, and a run the projector has not reached yet is
+folded from its stream rather than missing.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from orchestrator.store.schema import run_steps, runs
-
-
-@dataclass(frozen=True)
-class AttributeFilters:
-    """Equality on creation attributes (`attributes @> {...}`, served by the GIN index), plus status."""
-
-    attributes: Mapping[str, str] = field(default_factory=dict)
-    status: str | None = None
-    root_only: bool = False
-
-
-def _filtered(tenant_id: str, filters: AttributeFilters) -> sa.Select[Any]:
-    query = sa.select(runs).where(runs.c.tenant_id == tenant_id)
-    if filters.attributes:
-        query = query.where(runs.c.attributes.contains(dict(filters.attributes)))
-    if filters.status:
-        query = query.where(runs.c.status == filters.status)
-    if filters.root_only:
-        query = query.where(runs.c.parent_id.is_(None))
-    return query
+from orchestrator.projections import runs as runs_projection
+from orchestrator.projections import steps as steps_projection
+from orchestrator.projections.runs import RunRecord
+from orchestrator.projections.steps import StepRecord
+from orchestrator.readmodel.paging import NEWEST_FIRST
+from orchestrator.readmodel.runs import RunFilters, filtered, records
+from orchestrator.store.events import read_stream
+from orchestrator.store.schema import projection_checkpoints, run_steps, runs
 
 
 def page_runs(
-    conn: Connection, tenant_id: str, filters: AttributeFilters, limit: int, offset: int
-) -> tuple[list[sa.Row[Any]], int]:
+    conn: Connection, tenant_id: str, filters: RunFilters, limit: int, offset: int
+) -> tuple[list[RunRecord], int]:
     """One page, newest first, and the number of runs matching the filters.
 
     Both run in the caller's connection; under READ COMMITTED a run committed between them can make the
     total and the page disagree by that run, which offset paging cannot avoid anyway.
     """
-    query = _filtered(tenant_id, filters)
+    query = filtered(tenant_id, filters)
     total = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
-    page = query.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit).offset(offset)
-    return list(conn.execute(page)), int(total)
+    return records(conn, query.order_by(*NEWEST_FIRST).limit(limit).offset(offset)), int(total)
 
 
-def run_tree(conn: Connection, tenant_id: str, run_id: UUID) -> list[sa.Row[Any]] | None:
+def run_tree(conn: Connection, tenant_id: str, run_id: UUID) -> list[RunRecord] | None:
     """Every run sharing `run_id`'s root, root first, depth-first; None when the run is not the tenant's."""
-    root = conn.execute(
-        sa.select(runs.c.root_id).where(runs.c.tenant_id == tenant_id, runs.c.id == run_id)
-    ).scalar()
-    if root is None:
+    run = conn.execute(sa.select(runs).where(runs.c.tenant_id == tenant_id, runs.c.id == run_id)).first()
+    member = RunRecord.from_row(run._mapping) if run is not None else _folded(conn, tenant_id, run_id)
+    if member is None:
         return None
-    members = conn.execute(
+    members = records(
+        conn,
         sa.select(runs)
-        .where(runs.c.tenant_id == tenant_id, runs.c.root_id == root)
-        .order_by(runs.c.created_at, runs.c.id)
+        .where(runs.c.tenant_id == tenant_id, runs.c.root_id == member.root_id)
+        .order_by(runs.c.created_at, runs.c.id),
     )
-    return depth_first(list(members), root)
+    if all(m.id != member.id for m in members):
+        members = sorted([*members, member], key=lambda m: (m.created_at, m.id))
+    return depth_first(members, member.root_id)
 
 
-def depth_first(rows: list[sa.Row[Any]], root_id: UUID) -> list[sa.Row[Any]]:
-    """Pre-order walk; `rows` must already be in sibling order (created_at, id).
+def _folded(conn: Connection, tenant_id: str, run_id: UUID) -> RunRecord | None:
+    return runs_projection.fold(read_stream(conn, run_id, tenant_id=tenant_id))
 
-    Iterative, so a deep chain of child runs cannot exhaust the recursion limit. A row whose parent is
+
+def depth_first(members: list[RunRecord], root_id: UUID) -> list[RunRecord]:
+    """Pre-order walk; `members` must already be in sibling order (created_at, id).
+
+    Iterative, so a deep chain of child runs cannot exhaust the recursion limit. A run whose parent is
     missing from the tree (not yet projected) is still listed, after the reachable ones.
     """
-    by_id = {row._mapping["id"]: row for row in rows}
-    children: dict[UUID, list[sa.Row[Any]]] = defaultdict(list)
-    for row in rows:
-        parent = row._mapping["parent_id"]
-        if parent is not None:
-            children[parent].append(row)
-    ordered: list[sa.Row[Any]] = []
+    by_id = {m.id: m for m in members}
+    children: dict[UUID, list[RunRecord]] = defaultdict(list)
+    for m in members:
+        if m.parent_id is not None:
+            children[m.parent_id].append(m)
+    ordered: list[RunRecord] = []
     stack = [by_id[root_id]] if root_id in by_id else []
     while stack:
-        row = stack.pop()
-        ordered.append(row)
-        stack.extend(reversed(children[row._mapping["id"]]))
-    seen = {row._mapping["id"] for row in ordered}
-    return ordered + [row for row in rows if row._mapping["id"] not in seen]
+        m = stack.pop()
+        ordered.append(m)
+        stack.extend(reversed(children[m.id]))
+    seen = {m.id for m in ordered}
+    return ordered + [m for m in members if m.id not in seen]
 
 
-def latest_steps(conn: Connection, tenant_id: str, run_id: UUID, attempt: int) -> list[sa.Row[Any]]:
-    """The steps of one attempt in the order the job took them; earlier attempts are history."""
-    query = (
-        sa.select(run_steps)
-        .where(
-            run_steps.c.tenant_id == tenant_id, run_steps.c.run_id == run_id, run_steps.c.attempt == attempt
+def run_with_steps(
+    conn: Connection, tenant_id: str, run_id: UUID, *, at_least: int = 0
+) -> tuple[RunRecord, list[StepRecord]] | None:
+    """The run and the steps of its latest attempt (earlier attempts are history), in the order the job
+    took them. From the read models when both hold the run at `at_least` or later, else from its stream."""
+    row = conn.execute(sa.select(runs).where(runs.c.tenant_id == tenant_id, runs.c.id == run_id)).first()
+    if row is not None and row.last_position >= at_least and _steps_reached(conn, row.last_position):
+        run = RunRecord.from_row(row._mapping)
+        query = (
+            sa.select(run_steps)
+            .where(
+                run_steps.c.tenant_id == tenant_id,
+                run_steps.c.run_id == run_id,
+                run_steps.c.attempt == run.attempt,
+            )
+            .order_by(run_steps.c.sequence)
         )
-        .order_by(run_steps.c.sequence)
-    )
-    return list(conn.execute(query))
+        return run, [StepRecord.from_row(s._mapping) for s in conn.execute(query)]
+    stream = read_stream(conn, run_id, tenant_id=tenant_id)
+    folded = runs_projection.fold(stream)
+    if folded is None:
+        return None
+    return folded, [s for s in steps_projection.fold(stream) if s.attempt == folded.attempt]
+
+
+def _steps_reached(conn: Connection, position: int) -> bool:
+    reached = conn.execute(
+        sa.select(projection_checkpoints.c.position).where(
+            projection_checkpoints.c.name == steps_projection.NAME
+        )
+    ).scalar()
+    return reached is not None and reached >= position

@@ -138,6 +138,11 @@ def read_stream_after(
     return [_recorded(r) for r in conn.execute(query)]
 
 
+def has_event(conn: Connection, stream_id: UUID, event_type: str) -> bool:
+    query = sa.select(sa.literal(1)).where(events.c.stream_id == stream_id, events.c.type == event_type)
+    return conn.execute(query.limit(1)).first() is not None
+
+
 def read_all(conn: Connection, after: int = 0, limit: int = 1000) -> list[RecordedEvent]:
     """Events past `after` in commit order (see APPEND_LOCK_KEY): safe to checkpoint by position."""
     query = sa.select(*_COLUMNS).where(events.c.position > after).order_by(events.c.position).limit(limit)

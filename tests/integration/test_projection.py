@@ -63,7 +63,7 @@ def _mixed_workload(service: RunService, tenant: str, seed: int, count: int) -> 
         ]
         for command in steps[: rng.randint(0, len(steps))]:
             with contextlib.suppress(DomainError):
-                service.execute(run_id, lambda _s, c=command: c)  # type: ignore[misc]
+                service.execute(run_id, command)
 
 
 def test_rebuild_equals_live_after_a_mixed_workload(

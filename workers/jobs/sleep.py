@@ -12,8 +12,6 @@ from schemas.runs import ErrorCode
 from workers.context import JobContext
 from workers.errors import JobError, RetryableJobError
 
-__all__ = ["SleepParams", "run"]
-
 
 def run(ctx: JobContext, params: SleepParams) -> dict[str, Any]:
     if ctx.attempt <= params.crash_attempts:

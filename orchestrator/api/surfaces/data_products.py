@@ -9,8 +9,7 @@ null rather than invented.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from decimal import Decimal
+from collections.abc import Sequence
 from functools import cache
 from typing import Annotated, Any
 from uuid import UUID
@@ -18,16 +17,16 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from sqlalchemy.engine import Engine
 
-from orchestrator.api.deps import EngineDep, PrincipalDep, ServiceDep, SettingsDep
+from orchestrator.api.deps import EngineDep, PrincipalDep, ServiceDep
 from orchestrator.api.errors import RESPONSES, responses
 from orchestrator.api.stream import STREAM_RESPONSES, run_event_response
-from orchestrator.projections import runner
-from orchestrator.readmodel.runs import get_run
-from orchestrator.readmodel.tree import AttributeFilters, latest_steps, page_runs, run_tree
+from orchestrator.projections.runs import RunRecord
+from orchestrator.projections.steps import StepRecord
+from orchestrator.readmodel.runs import RunFilters
+from orchestrator.readmodel.tree import page_runs, run_tree, run_with_steps
 from orchestrator.services import InvalidRequest, Outcome, RunNotFound, SubmitRequest
-from orchestrator.store.events import RecordedEvent, read_stream
+from schemas.api import NO_NUL
 from schemas.runs import RunStatus
 from schemas.surfaces_data_products import (
     CreateRunRequest,
@@ -47,13 +46,14 @@ router = APIRouter(prefix="/api/v1/data-products", tags=["data-products"])
 
 _ERRORS = responses(401, 404, 422, 429, 503)
 _LIST_ERRORS = responses(401, 422, 429, 503)
-_CREATE_ERRORS = responses(401, 413, 422, 429, 503)
+_CREATE_ERRORS = {
+    **responses(401, 409, 413, 422, 429, 503),
+    409: {**RESPONSES[409], "description": "The `Idempotency-Key` was used with a different request"},
+}
 _CANCEL_ERRORS = {
     **responses(401, 404, 409, 422, 429, 503),
-    409: {**RESPONSES[409], "description": "The run has already finished"},
+    409: {**RESPONSES[409], "description": "The run has already succeeded or failed"},
 }
-# A read-model row by column name (SQLAlchemy's RowMapping, or the dict built from RunCreated).
-Row = Mapping[Any, Any]
 _STEP_NAMESPACE = uuid.UUID("0d6f3f0c-2b8e-4f61-9a55-6c1f0b7e2d94")
 _MAX_OFFSET = 2**63 - 1  # PostgreSQL's OFFSET is a bigint: beyond it the database, not the caller, would fail
 
@@ -97,65 +97,64 @@ _OBSERVABILITY_ATTRIBUTES = {
 _USAGE_COLUMNS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens")
 
 
-def _summary_fields(m: Row) -> dict[str, Any]:
-    attrs = m["attributes"] or {}
+def _summary_fields(run: RunRecord) -> dict[str, Any]:
+    attrs = run.attributes
     fields = {name: _recorded(RunSummary, name, attrs.get(key)) for name, key in _SUMMARY_ATTRIBUTES.items()}
-    result = m["result"]
+    outcome = run.result.get("outcome") if run.result is not None else None
     fields.update(
-        id=m["id"],
-        createdAt=m["created_at"],
-        startedAt=m["started_at"],
-        completedAt=m["finished_at"],
-        status=m["status"],
-        depth=m["depth"],
-        parentRunId=m["parent_id"],
-        rootRunId=m["root_id"],
-        outcome=_recorded(RunSummary, "outcome", result.get("outcome") if isinstance(result, dict) else None),
+        id=run.id,
+        createdAt=run.created_at,
+        startedAt=run.started_at,
+        completedAt=run.finished_at,
+        status=run.status,
+        depth=run.depth,
+        parentRunId=run.parent_id,
+        rootRunId=run.root_id,
+        outcome=_recorded(RunSummary, "outcome", outcome),
     )
     return fields
 
 
-def summary_view(m: Row) -> RunSummary:
-    return RunSummary(**_summary_fields(m))
+def summary_view(run: RunRecord) -> RunSummary:
+    return RunSummary(**_summary_fields(run))
 
 
-def _step_view(s: Row) -> RunStep:
+def _step_view(step: StepRecord) -> RunStep:
     return RunStep(
-        id=uuid.uuid5(_STEP_NAMESPACE, f"{s['run_id']}:{s['attempt']}:{s['sequence']}"),
-        sequence=s["sequence"],
-        stepKey=s["step_key"],
-        toolName=s["tool_name"],
-        status=s["status"],
-        input=s["input"],
-        output=s["output"],
-        error=s["error"],
-        durationMs=s["duration_ms"],
-        startedAt=s["started_at"],
-        completedAt=s["completed_at"],
+        id=uuid.uuid5(_STEP_NAMESPACE, f"{step.run_id}:{step.attempt}:{step.sequence}"),
+        sequence=step.sequence,
+        stepKey=step.step_key,
+        toolName=step.tool_name,
+        status=step.status,
+        input=dict(step.input),
+        output=dict(step.output) if step.output is not None else None,
+        error=step.error,
+        durationMs=step.duration_ms,
+        startedAt=step.started_at,
+        completedAt=step.completed_at,
     )
 
 
-def detail_view(m: Row, steps: Sequence[Row]) -> RunDetail:
-    attrs = m["attributes"] or {}
+def detail_view(run: RunRecord, steps: Sequence[StepRecord]) -> RunDetail:
+    attrs = run.attributes
     context = attrs.get("context")
-    cost: Decimal = m["usage_cost"]
     recorded = {k: _recorded(Observability, k, attrs.get(a)) for k, a in _OBSERVABILITY_ATTRIBUTES.items()}
     return RunDetail(
-        **_summary_fields(m),
+        **_summary_fields(run),
         # Runs submitted on another surface have no context: their params are what the job received.
-        context=context if isinstance(context, dict) else m["params"],
-        error=m["error"],
+        context=context if isinstance(context, dict) else dict(run.params),
+        error=run.error,
         observability=Observability(
             **{k: v for k, v in recorded.items() if v is not None},
             usage=Usage(
-                inputTokens=m["usage_input_tokens"],
-                outputTokens=m["usage_output_tokens"],
-                cachedInputTokens=m["usage_cached_input_tokens"],
-                cacheWriteTokens=m["usage_cache_write_tokens"],
-                totalCost=format(cost, "f"),  # plain notation: never "1E-7"
+                inputTokens=run.usage_input_tokens,
+                outputTokens=run.usage_output_tokens,
+                cachedInputTokens=run.usage_cached_input_tokens,
+                cacheWriteTokens=run.usage_cache_write_tokens,
+                totalCost=format(run.usage_cost, "f"),  # plain notation: never "1E-7"
             ),
         ),
-        result=m["result"],
+        result=dict(run.result) if run.result is not None else None,
         steps=[_step_view(s) for s in steps],
         workflowRuntimeSnapshot=_recorded(
             RunDetail, "workflowRuntimeSnapshot", attrs.get("workflow_runtime_snapshot")
@@ -163,48 +162,17 @@ def detail_view(m: Row, steps: Sequence[Row]) -> RunDetail:
     )
 
 
-def _created_row(event: RecordedEvent) -> dict[str, Any]:
-    """A just-created run as the read model will show it, for when the projection has not caught up."""
-    data = event.data
-    return {
-        "id": event.stream_id,
-        "created_at": event.recorded_at,
-        "started_at": None,
-        "finished_at": None,
-        "status": RunStatus.PENDING,
-        "depth": data.get("depth", 0),
-        "parent_id": data.get("parent_id"),
-        "root_id": data.get("root_id") or event.stream_id,
-        "attributes": data.get("attributes") or {},
-        "params": data.get("params") or {},
-        "result": None,
-        "error": None,
-        **{f"usage_{column}": 0 for column in _USAGE_COLUMNS},
-        "usage_cost": Decimal(0),
-    }
-
-
-def _read_detail(engine: Engine, tenant_id: str, run_id: UUID) -> RunDetail:
+def _read_detail(engine: EngineDep, tenant_id: str, run_id: UUID, at_least: int = 0) -> RunDetail:
     with engine.connect() as conn:
-        row = get_run(conn, tenant_id, run_id)
-        if row is None:
-            raise RunNotFound(str(run_id))
-        steps = latest_steps(conn, tenant_id, run_id, row._mapping["attempt"])
-    return detail_view(row._mapping, [s._mapping for s in steps])
+        found = run_with_steps(conn, tenant_id, run_id, at_least=at_least)
+    if found is None:
+        raise RunNotFound(str(run_id))
+    return detail_view(*found)
 
 
-def _detail_after_write(engine: Engine, tenant_id: str, outcome: Outcome) -> RunDetail:
-    """While the projector is behind (or down), answer from the log: never 404 for a run just written."""
-    try:
-        return _read_detail(engine, tenant_id, outcome.run_id)
-    except RunNotFound:
-        with engine.connect() as conn:
-            created = read_stream(conn, outcome.run_id, tenant_id=tenant_id)[:1]
-        if not created:
-            raise
-    state = outcome.state
-    row = {**_created_row(created[0]), "status": state.status, "attempt": state.attempt}
-    return detail_view(row, [])
+def _after_write(engine: EngineDep, tenant_id: str, outcome: Outcome) -> RunDetail:
+    """The run as of the request's own write, whether or not the projector has got there yet."""
+    return _read_detail(engine, tenant_id, outcome.run_id, outcome.position)
 
 
 @router.get("/runs", response_model=RunList, responses=_LIST_ERRORS)
@@ -221,14 +189,14 @@ def list_runs(
 ) -> RunList:
     """The caller's runs, newest first; `total` counts every run matching the filters."""
     wanted = {"task_id": task_id, "workflow_document_id": workflow_document_id, "thread_id": thread_id}
-    filters = AttributeFilters(
+    filters = RunFilters(
         attributes={key: str(value) for key, value in wanted.items() if value is not None},
         status=status.value if status else None,
         root_only=root_only,
     )
     with engine.connect() as conn:
-        rows, total = page_runs(conn, principal.tenant_id, filters, limit, offset)
-    return RunList(items=[summary_view(r._mapping) for r in rows], total=total)
+        found, total = page_runs(conn, principal.tenant_id, filters, limit, offset)
+    return RunList(items=[summary_view(r) for r in found], total=total)
 
 
 @router.post("/runs", response_model=RunDetail, responses=_CREATE_ERRORS)
@@ -237,9 +205,10 @@ def create_run(
     principal: PrincipalDep,
     service: ServiceDep,
     engine: EngineDep,
-    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255, pattern=NO_NUL)] = None,
 ) -> RunDetail:
-    """Run a published task with `context`; missing variables are refused, defaults are filled in."""
+    """Run a published task with `context`; missing variables are refused, defaults are filled in. With an
+    `Idempotency-Key`, a retry returns the run the first call created."""
     task = PUBLISHED_TASKS.get(body.taskName or "")
     if task is None:
         known = ", ".join(sorted(PUBLISHED_TASKS))
@@ -265,6 +234,7 @@ def create_run(
         params=context,
         task=task.name,
         attributes=attributes,
+        idempotency_key=idempotency_key,
         actor=principal.actor,
     )
     try:
@@ -272,9 +242,7 @@ def create_run(
     except InvalidRequest as exc:
         # The job kind judged the values (ranges, say): report them where this surface's caller put them.
         raise InvalidRequest([_as_context_error(e) for e in exc.errors]) from None
-    # Read-your-writes: the caller's next GET should see what it just created.
-    runner.wait_for(engine, outcome.position, settings.read_your_writes_seconds)
-    return _detail_after_write(engine, principal.tenant_id, outcome)
+    return _after_write(engine, principal.tenant_id, outcome)
 
 
 def _as_context_error(error: dict[str, Any]) -> dict[str, Any]:
@@ -288,13 +256,11 @@ def get_run_detail(run_id: UUID, principal: PrincipalDep, engine: EngineDep) -> 
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunDetail, responses=_CANCEL_ERRORS)
-def cancel_run(
-    run_id: UUID, principal: PrincipalDep, service: ServiceDep, engine: EngineDep, settings: SettingsDep
-) -> RunDetail:
-    """Pending: canceled at once; running: asked to stop at its next checkpoint; finished: 409."""
+def cancel_run(run_id: UUID, principal: PrincipalDep, service: ServiceDep, engine: EngineDep) -> RunDetail:
+    """Pending: canceled at once; running: asked to stop at its next checkpoint; asked again or already
+    canceled: the run (200); succeeded or failed: 409."""
     outcome = service.cancel(principal.tenant_id, run_id, principal.actor)
-    runner.wait_for(engine, outcome.position, settings.read_your_writes_seconds)
-    return _detail_after_write(engine, principal.tenant_id, outcome)
+    return _after_write(engine, principal.tenant_id, outcome)
 
 
 @router.get("/runs/{run_id}/events", response_class=Response, responses=STREAM_RESPONSES)
@@ -315,10 +281,10 @@ async def stream_run_events(
 def get_run_tree(run_id: UUID, principal: PrincipalDep, engine: EngineDep) -> RunTree:
     """Every run of the tree containing this one: the root first, then depth-first by creation."""
     with engine.connect() as conn:
-        rows = run_tree(conn, principal.tenant_id, run_id)
-    if rows is None:
+        members = run_tree(conn, principal.tenant_id, run_id)
+    if members is None:
         raise RunNotFound(str(run_id))
-    return RunTree(items=[summary_view(r._mapping) for r in rows])
+    return RunTree(items=[summary_view(r) for r in members])
 
 
 @router.get("/tasks", response_model=TaskList, responses=responses(401, 422, 429, 503))

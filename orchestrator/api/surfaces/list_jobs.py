@@ -22,12 +22,11 @@ raises and the body's validation errors.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -39,7 +38,10 @@ from starlette.exceptions import HTTPException
 from orchestrator.api import cursor
 from orchestrator.api.deps import EngineDep, PrincipalDep, RateLimited, SettingsDep, Unauthenticated
 from orchestrator.api.errors import RESPONSES, RETRY_AFTER
+from orchestrator.projections.runs import RunRecord
+from orchestrator.readmodel.paging import Position, decode_position, encode_position, position_of
 from orchestrator.readmodel.surfaces import JobFilters, list_jobs
+from orchestrator.services import StoreUnavailable
 from schemas.runs import RunStatus
 from schemas.surfaces_list_jobs import Job, JobState, JobType, ListJobsRequest, ListJobsResponse, StatusEntry
 
@@ -124,7 +126,7 @@ class ListJobsRoute(APIRoute):
                 if exc.status_code != 400:
                     raise
                 return _error_response(_invalid("the body could not be parsed"))
-            except OperationalError:
+            except (OperationalError, StoreUnavailable):
                 return _error_response(ListJobsError(503, "UNAVAILABLE", "database unavailable, retry", 2))
 
         return guarded
@@ -156,23 +158,21 @@ def _epoch(value: datetime | None) -> str | None:
     return None if value is None else str(int(value.timestamp()))
 
 
-def job(m: Mapping[Any, Any]) -> Job:
-    """A `runs` row as the page's job."""
-    attributes: Mapping[str, Any] = m["attributes"] or {}
-    status = RunStatus(m["status"])
-    retrying = (m["retry_at"] is not None) if status is RunStatus.RUNNING else None
-    corpora = attributes.get("corpus_ids") or []
-    created = _epoch(m["created_at"])
+def job(run: RunRecord) -> Job:
+    """A run as the page's job."""
+    retrying = (run.retry_at is not None) if run.status is RunStatus.RUNNING else None
+    corpora = run.attributes.get("corpus_ids") or []
+    created = _epoch(run.created_at)
     assert created is not None
     return Job(
-        id=str(m["id"]),
-        type=KINDS.get(m["kind"], JobType.UNKNOWN),
+        id=str(run.id),
+        type=KINDS.get(run.kind, JobType.UNKNOWN),
         corpus_id=[c for c in corpora if isinstance(c, int) and not isinstance(c, bool)],
-        state=STATES.get((status, retrying), JobState.UNKNOWN),
+        state=STATES.get((run.status, retrying), JobState.UNKNOWN),
         ts_create=created,
-        ts_start=_epoch(m["started_at"]),
-        ts_complete=_epoch(m["finished_at"]),
-        user_handle=attributes.get("user_handle"),
+        ts_start=_epoch(run.started_at),
+        ts_complete=_epoch(run.finished_at),
+        user_handle=run.attributes.get("user_handle"),
     )
 
 
@@ -211,11 +211,11 @@ def _filters(query: ListJobsRequest) -> JobFilters | None:
     )
 
 
-def _from_page_key(secret: str, tenant_id: str, key: str) -> tuple[ListJobsRequest, tuple[datetime, UUID]]:
+def _from_page_key(secret: str, tenant_id: str, key: str) -> tuple[ListJobsRequest, Position]:
     position = cursor.decode(secret, key, tenant_id, KEY_SCOPE)
     try:
         query = ListJobsRequest.model_validate(position["q"])
-        return query, (datetime.fromisoformat(position["c"]), UUID(position["i"]))
+        return query, decode_position(position)
     except (KeyError, TypeError, ValueError, ValidationError):
         raise cursor.InvalidCursor("malformed page key") from None
 
@@ -233,22 +233,19 @@ def list_jobs_route(
         query, after = _resolved(body, datetime.now(UTC)), None
     limit = query.num_results or DEFAULT_RESULTS
     filters = _filters(query)
-    rows: list[sa.Row[Any]] = []
+    found: list[RunRecord] = []
     if filters is not None:
         with engine.connect() as conn:
-            rows = list_jobs(conn, principal.tenant_id, filters, limit + 1, after)
-    page = rows[:limit]
+            found = list_jobs(conn, principal.tenant_id, filters, limit + 1, after)
     page_key = None
-    if len(rows) > limit:
-        last = page[-1]._mapping
+    if len(found) > limit:
         position = {
             "q": query.model_dump(mode="json", by_alias=True, exclude_none=True),
-            "c": last["created_at"].isoformat(),
-            "i": str(last["id"]),
+            **encode_position(position_of(found[limit - 1])),
         }
         page_key = cursor.encode(secret, principal.tenant_id, KEY_SCOPE, position)
     return ListJobsResponse(
         status=[StatusEntry(code="OK", status_detail="")],
-        job=[job(row._mapping) for row in page],
+        job=[job(run) for run in found[:limit]],
         page_key=page_key,
     )

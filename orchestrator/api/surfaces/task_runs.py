@@ -25,7 +25,8 @@ from fastapi import APIRouter, Query
 
 from orchestrator.api.deps import EngineDep, PrincipalDep
 from orchestrator.api.errors import responses
-from orchestrator.readmodel.surfaces import task_runs
+from orchestrator.projections.runs import RunRecord
+from orchestrator.readmodel.surfaces import TaskRunRow, task_runs
 from schemas.runs import RunStatus
 from schemas.surfaces_task_runs import TaskRun, TaskRunPage, TaskRunStatus
 
@@ -66,43 +67,35 @@ def _text(source: Mapping[str, Any], name: str) -> str | None:
     return None if value is None else str(value)
 
 
-def _line_count(counts: Mapping[str, Any], result: Mapping[str, Any]) -> int:
-    for source in (counts, result):
-        value = source.get("line_count")
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return int(value)
-    return 0
-
-
-def _fail_message(m: Mapping[Any, Any], status: RunStatus) -> str | None:
-    if status is RunStatus.CANCELED:
+def _fail_message(run: RunRecord) -> str | None:
+    if run.status is RunStatus.CANCELED:
         return CANCELED_MESSAGE
-    if status is RunStatus.FAILED:
-        return str(m["error"] or m["error_code"] or "failed")
+    if run.status is RunStatus.FAILED:
+        return str(run.error or run.error_code or "failed")
     return None
 
 
-def task_run(m: Mapping[Any, Any]) -> TaskRun:
-    """A `runs` row with its `dispatched` flag, as the page's run."""
-    attributes: Mapping[str, Any] = m["attributes"] or {}
-    result: Mapping[str, Any] = m["result"] or {}
-    status = RunStatus(m["status"])
-    created_at = _timestamp(m["created_at"])
+def task_run(row: TaskRunRow) -> TaskRun:
+    """A run and whether its dispatch was published, as the page's run."""
+    run = row.run
+    attributes = run.attributes
+    result: Mapping[str, Any] = run.result or {}
+    created_at = _timestamp(run.created_at)
     assert created_at is not None
     return TaskRun(
-        run_id=str(m["id"]),
+        run_id=str(run.id),
         run_name=_text(attributes, "run_name") or "",
         task_id=_text(attributes, "task_id") or "",
         task_name=_text(attributes, "task_name") or "",
         feature_id=_text(attributes, "feature_id") or "",
         feature_name=_text(attributes, "feature_name") or "",
-        status=task_run_status(status, bool(m["dispatched"])),
+        status=task_run_status(run.status, row.dispatched),
         created_at=created_at,
-        completed_at=_timestamp(m["finished_at"]),
+        completed_at=_timestamp(run.finished_at),
         result_bucket=_text(result, "result_bucket"),
         result_file_path=_text(result, "result_file_path"),
-        line_count=_line_count(m["counts"] or {}, result),
-        fail_message=_fail_message(m, status),
+        line_count=run.count("line_count"),
+        fail_message=_fail_message(run),
     )
 
 
@@ -118,4 +111,4 @@ def list_task_runs(
         # One snapshot for the count and the page, so `total` agrees with what paging can reach.
         conn = conn.execution_options(isolation_level="REPEATABLE READ")
         total, rows = task_runs(conn, principal.tenant_id, KIND, index, limit)
-    return TaskRunPage(index=index, limit=limit, total=total, runs=[task_run(r._mapping) for r in rows])
+    return TaskRunPage(index=index, limit=limit, total=total, runs=[task_run(r) for r in rows])
