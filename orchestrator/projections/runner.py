@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
+from orchestrator.projections import rows
 from orchestrator.projections import runs as runs_projection
 from orchestrator.projections import steps as steps_projection
 from orchestrator.store.engine import libpq_url
@@ -34,11 +35,20 @@ class Projection:
     runner loads the touched rows of a batch once, folds the batch in memory and saves them once."""
 
     name: str
+    table: sa.Table
+    record: Any  # the frozen record type: `from_row(mapping)`, `.as_row()`, `.key`
     key: Callable[[RecordedEvent], Any | None]
     evolve: Callable[[Any, RecordedEvent], Any | None]
-    load: Callable[[Connection, Iterable[Any]], dict[Any, Any]]
-    save: Callable[[Connection, Iterable[Any]], None]
-    reset: Callable[[Connection], None]
+
+    def load(self, conn: Connection, keys: Iterable[Any]) -> dict[Any, Any]:
+        records = (self.record.from_row(row._mapping) for row in rows.select_by_keys(conn, self.table, keys))
+        return {record.key: record for record in records}
+
+    def save(self, conn: Connection, records: Iterable[Any]) -> None:
+        rows.upsert(conn, self.table, (r.as_row() for r in records))
+
+    def reset(self, conn: Connection) -> None:
+        conn.execute(self.table.delete())
 
     @property
     def lock_key(self) -> int:
@@ -46,7 +56,7 @@ class Projection:
 
 
 def _projection(module: Any) -> Projection:
-    return Projection(module.NAME, module.key, module.evolve, module.load, module.save, module.reset)
+    return Projection(module.NAME, module.TABLE, module.RECORD, module.key, module.evolve)
 
 
 PROJECTIONS: tuple[Projection, ...] = (_projection(runs_projection), _projection(steps_projection))
@@ -54,12 +64,12 @@ PROJECTIONS: tuple[Projection, ...] = (_projection(runs_projection), _projection
 
 def apply_batch(conn: Connection, projection: Projection, batch: Sequence[RecordedEvent]) -> None:
     keyed = [(k, event) for event in batch if (k := projection.key(event)) is not None]
-    rows = projection.load(conn, {k for k, _ in keyed})
+    current = projection.load(conn, {k for k, _ in keyed})
     touched: dict[Any, Any] = {}
     for k, event in keyed:
-        row = projection.evolve(rows.get(k), event)
-        if row is not None:
-            rows[k] = touched[k] = row
+        record = projection.evolve(current.get(k), event)
+        if record is not None:
+            current[k] = touched[k] = record
     projection.save(conn, touched.values())
 
 

@@ -16,29 +16,11 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.engine import Connection
-
 from orchestrator.domain.lifecycle import STATUS_AFTER_EVENT
 from orchestrator.domain.state import attempts_granted
 from orchestrator.store.events import RecordedEvent
 from orchestrator.store.schema import runs
-from schemas.events import (
-    AttemptFailed,
-    AttemptLost,
-    CancelRequested,
-    Event,
-    ProgressReported,
-    RunCanceled,
-    RunCreated,
-    RunFailed,
-    RunStarted,
-    RunSucceeded,
-    StepFinished,
-    StepStarted,
-    UsageRecorded,
-)
+from schemas import events as ev
 from schemas.runs import RunStatus
 
 NAME = "runs"
@@ -91,6 +73,10 @@ class RunRecord:
     def as_row(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _FIELDS}
 
+    @property
+    def key(self) -> UUID:
+        return self.id
+
     def count(self, name: str) -> int:
         """A count a job reported: merged progress counts win, a final `result` may carry the same name,
         and neither means 0. A value of another type (a job's own business) reads as 0 too."""
@@ -104,28 +90,25 @@ class RunRecord:
 _FIELDS = tuple(f.name for f in dataclasses.fields(RunRecord))
 
 
-def created(event: RunCreated, recorded: RecordedEvent) -> RunRecord:
+# Columns a run takes from its RunCreated event as they are.
+_AS_CREATED = ("kind", "task", "parent_id", "depth", "max_attempts", "params", "labels", "attributes")
+
+
+def created(event: ev.RunCreated, recorded: RecordedEvent) -> RunRecord:
     """The row a run starts with: the one mapping of RunCreated to a run."""
     return RunRecord(
+        **{name: getattr(event, name) for name in _AS_CREATED},
         id=recorded.stream_id,
         tenant_id=recorded.tenant_id,
-        kind=event.kind,
-        task=event.task,
-        status=STATUS_AFTER_EVENT[RunCreated.type],
-        parent_id=event.parent_id,
+        status=STATUS_AFTER_EVENT[ev.RunCreated.type],
         root_id=event.root_id or recorded.stream_id,
-        depth=event.depth,
-        max_attempts=event.max_attempts,
-        params=event.params,
-        labels=event.labels,
-        attributes=event.attributes,
         created_at=recorded.recorded_at,
         updated_at=recorded.recorded_at,
         last_position=recorded.position,
     )
 
 
-def _started(run: RunRecord, event: RunStarted, at: datetime) -> RunRecord:
+def _started(run: RunRecord, event: ev.RunStarted, at: datetime) -> RunRecord:
     return replace(
         run,
         attempt=event.attempt,
@@ -136,13 +119,13 @@ def _started(run: RunRecord, event: RunStarted, at: datetime) -> RunRecord:
     )
 
 
-def _progress(run: RunRecord, event: ProgressReported, at: datetime) -> RunRecord:
+def _progress(run: RunRecord, event: ev.ProgressReported, at: datetime) -> RunRecord:
     return replace(
         run, progress_done=event.done, progress_total=event.total, counts={**run.counts, **event.counts}
     )
 
 
-def _usage(run: RunRecord, event: UsageRecorded, at: datetime) -> RunRecord:
+def _usage(run: RunRecord, event: ev.UsageRecorded, at: datetime) -> RunRecord:
     return replace(
         run,
         usage_input_tokens=run.usage_input_tokens + event.input_tokens,
@@ -153,19 +136,19 @@ def _usage(run: RunRecord, event: UsageRecorded, at: datetime) -> RunRecord:
     )
 
 
-def _attempt_failed(run: RunRecord, event: AttemptFailed, at: datetime) -> RunRecord:
+def _attempt_failed(run: RunRecord, event: ev.AttemptFailed, at: datetime) -> RunRecord:
     return replace(run, retry_at=event.retry_at, error_code=event.error_code, error=event.error)
 
 
-def _attempt_lost(run: RunRecord, event: AttemptLost, at: datetime) -> RunRecord:
+def _attempt_lost(run: RunRecord, event: ev.AttemptLost, at: datetime) -> RunRecord:
     return replace(run, retry_at=event.retry_at, max_attempts=run.max_attempts + attempts_granted(event))
 
 
-def _cancel_requested(run: RunRecord, event: CancelRequested, at: datetime) -> RunRecord:
+def _cancel_requested(run: RunRecord, event: ev.CancelRequested, at: datetime) -> RunRecord:
     return replace(run, cancel_requested=True)
 
 
-def _succeeded(run: RunRecord, event: RunSucceeded, at: datetime) -> RunRecord:
+def _succeeded(run: RunRecord, event: ev.RunSucceeded, at: datetime) -> RunRecord:
     return replace(
         run,
         finished_at=at,
@@ -177,39 +160,39 @@ def _succeeded(run: RunRecord, event: RunSucceeded, at: datetime) -> RunRecord:
     )
 
 
-def _failed(run: RunRecord, event: RunFailed, at: datetime) -> RunRecord:
+def _failed(run: RunRecord, event: ev.RunFailed, at: datetime) -> RunRecord:
     return replace(run, finished_at=at, error_code=event.error_code, error=event.error, retry_at=None)
 
 
-def _canceled(run: RunRecord, event: RunCanceled, at: datetime) -> RunRecord:
+def _canceled(run: RunRecord, event: ev.RunCanceled, at: datetime) -> RunRecord:
     return replace(run, finished_at=at, retry_at=None)
 
 
-def _unchanged(run: RunRecord, event: Event, at: datetime) -> RunRecord:
+def _unchanged(run: RunRecord, event: ev.Event, at: datetime) -> RunRecord:
     return run
 
 
 # What each event does to the row besides its status (the lifecycle table's) and bookkeeping. Every event
 # type but RunCreated has an entry: tests/unit/test_projections.py fails for a new type without one.
-HANDLERS: dict[type[Event], Callable[[RunRecord, Any, datetime], RunRecord]] = {
-    RunStarted: _started,
-    ProgressReported: _progress,
-    StepStarted: _unchanged,
-    StepFinished: _unchanged,
-    UsageRecorded: _usage,
-    AttemptFailed: _attempt_failed,
-    AttemptLost: _attempt_lost,
-    CancelRequested: _cancel_requested,
-    RunSucceeded: _succeeded,
-    RunFailed: _failed,
-    RunCanceled: _canceled,
+HANDLERS: dict[type[ev.Event], Callable[[RunRecord, Any, datetime], RunRecord]] = {
+    ev.RunStarted: _started,
+    ev.ProgressReported: _progress,
+    ev.StepStarted: _unchanged,
+    ev.StepFinished: _unchanged,
+    ev.UsageRecorded: _usage,
+    ev.AttemptFailed: _attempt_failed,
+    ev.AttemptLost: _attempt_lost,
+    ev.CancelRequested: _cancel_requested,
+    ev.RunSucceeded: _succeeded,
+    ev.RunFailed: _failed,
+    ev.RunCanceled: _canceled,
 }
 
 
 def evolve(run: RunRecord | None, recorded: RecordedEvent) -> RunRecord | None:
     """The row after one event. None stays None for events of a run whose RunCreated was never seen."""
     event = recorded.to_event()
-    if isinstance(event, RunCreated):
+    if isinstance(event, ev.RunCreated):
         return created(event, recorded)
     if run is None:
         return None
@@ -231,31 +214,12 @@ def fold(stream: Iterable[RecordedEvent]) -> RunRecord | None:
     return run
 
 
-# ---- persistence: how the projector reads and writes the rows a batch touches --------------------------
+# ---- what the projector needs: the table, its record, and which row an event touches -------------------
+
+
+TABLE = runs
+RECORD = RunRecord
 
 
 def key(recorded: RecordedEvent) -> UUID:
     return recorded.stream_id
-
-
-def load(conn: Connection, ids: Iterable[UUID]) -> dict[UUID, RunRecord]:
-    wanted = list(ids)
-    if not wanted:
-        return {}
-    records = (
-        RunRecord.from_row(row._mapping) for row in conn.execute(sa.select(runs).where(runs.c.id.in_(wanted)))
-    )
-    return {record.id: record for record in records}
-
-
-def save(conn: Connection, records: Iterable[RunRecord]) -> None:
-    values = [r.as_row() for r in records]
-    if not values:
-        return
-    statement = insert(runs)
-    columns = {name: statement.excluded[name] for name in _FIELDS if name != "id"}
-    conn.execute(statement.on_conflict_do_update(index_elements=[runs.c.id], set_=columns), values)
-
-
-def reset(conn: Connection) -> None:
-    conn.execute(runs.delete())

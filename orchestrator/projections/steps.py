@@ -13,10 +13,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.engine import Connection
-
 from orchestrator.store.events import RecordedEvent
 from orchestrator.store.schema import run_steps
 from schemas.events import StepFinished, StepStarted
@@ -58,6 +54,10 @@ class StepRecord:
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(StepRecord))
 STEP_EVENT_TYPES = frozenset({StepStarted.type, StepFinished.type})
+# Columns a step takes from its StepStarted event as they are.
+_AS_STARTED = ("attempt", "sequence", "step_key", "tool_name", "input")
+TABLE = run_steps
+RECORD = StepRecord
 
 
 def key(recorded: RecordedEvent) -> StepKey | None:
@@ -71,14 +71,10 @@ def evolve(step: StepRecord | None, recorded: RecordedEvent) -> StepRecord | Non
     match recorded.to_event():
         case StepStarted() as started:
             return StepRecord(
+                **{name: getattr(started, name) for name in _AS_STARTED},
                 run_id=recorded.stream_id,
-                attempt=started.attempt,
-                sequence=started.sequence,
                 tenant_id=recorded.tenant_id,
-                step_key=started.step_key,
-                tool_name=started.tool_name,
                 status="running",
-                input=started.input,
                 started_at=recorded.recorded_at,
             )
         case StepFinished() as finished if step is not None:
@@ -101,27 +97,3 @@ def fold(stream: Iterable[RecordedEvent]) -> list[StepRecord]:
         if step_key is not None and (step := evolve(steps.get(step_key), recorded)) is not None:
             steps[step_key] = step
     return [steps[k] for k in sorted(steps, key=lambda k: (k[1], k[2]))]
-
-
-def load(conn: Connection, keys: Iterable[StepKey]) -> dict[StepKey, StepRecord]:
-    wanted = list(keys)
-    if not wanted:
-        return {}
-    columns = sa.tuple_(run_steps.c.run_id, run_steps.c.attempt, run_steps.c.sequence)
-    rows = conn.execute(sa.select(run_steps).where(columns.in_(wanted)))
-    records = (StepRecord.from_row(row._mapping) for row in rows)
-    return {record.key: record for record in records}
-
-
-def save(conn: Connection, records: Iterable[StepRecord]) -> None:
-    values = [r.as_row() for r in records]
-    if not values:
-        return
-    statement = insert(run_steps)
-    keys = ("run_id", "attempt", "sequence")
-    columns = {name: statement.excluded[name] for name in _FIELDS if name not in keys}
-    conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=columns), values)
-
-
-def reset(conn: Connection) -> None:
-    conn.execute(run_steps.delete())

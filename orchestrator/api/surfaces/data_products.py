@@ -94,24 +94,38 @@ _OBSERVABILITY_ATTRIBUTES = {
     "provider": "provider",
     "traceProvider": "trace_provider",
 }
-_USAGE_COLUMNS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens")
+# Fields that are read-model columns under another name: JSON name -> column.
+_SUMMARY_COLUMNS = {
+    "id": "id",
+    "createdAt": "created_at",
+    "startedAt": "started_at",
+    "completedAt": "finished_at",
+    "status": "status",
+    "depth": "depth",
+    "parentRunId": "parent_id",
+    "rootRunId": "root_id",
+}
+_STEP_COLUMNS = {
+    "sequence": "sequence",
+    "stepKey": "step_key",
+    "toolName": "tool_name",
+    "status": "status",
+    "input": "input",
+    "output": "output",
+    "error": "error",
+    "durationMs": "duration_ms",
+    "startedAt": "started_at",
+    "completedAt": "completed_at",
+}
 
 
 def _summary_fields(run: RunRecord) -> dict[str, Any]:
     attrs = run.attributes
     fields = {name: _recorded(RunSummary, name, attrs.get(key)) for name, key in _SUMMARY_ATTRIBUTES.items()}
     outcome = run.result.get("outcome") if run.result is not None else None
-    fields.update(
-        id=run.id,
-        createdAt=run.created_at,
-        startedAt=run.started_at,
-        completedAt=run.finished_at,
-        status=run.status,
-        depth=run.depth,
-        parentRunId=run.parent_id,
-        rootRunId=run.root_id,
-        outcome=_recorded(RunSummary, "outcome", outcome),
-    )
+    row = run.as_row()
+    fields.update({name: row[column] for name, column in _SUMMARY_COLUMNS.items()})
+    fields["outcome"] = _recorded(RunSummary, "outcome", outcome)
     return fields
 
 
@@ -120,19 +134,9 @@ def summary_view(run: RunRecord) -> RunSummary:
 
 
 def _step_view(step: StepRecord) -> RunStep:
-    return RunStep(
-        id=uuid.uuid5(_STEP_NAMESPACE, f"{step.run_id}:{step.attempt}:{step.sequence}"),
-        sequence=step.sequence,
-        stepKey=step.step_key,
-        toolName=step.tool_name,
-        status=step.status,
-        input=dict(step.input),
-        output=dict(step.output) if step.output is not None else None,
-        error=step.error,
-        durationMs=step.duration_ms,
-        startedAt=step.started_at,
-        completedAt=step.completed_at,
-    )
+    row = step.as_row()
+    step_id = uuid.uuid5(_STEP_NAMESPACE, f"{step.run_id}:{step.attempt}:{step.sequence}")
+    return RunStep.model_validate({"id": step_id, **{name: row[c] for name, c in _STEP_COLUMNS.items()}})
 
 
 def detail_view(run: RunRecord, steps: Sequence[StepRecord]) -> RunDetail:
