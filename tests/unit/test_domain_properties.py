@@ -23,7 +23,7 @@ from orchestrator.domain.decide import decide
 from orchestrator.domain.errors import DomainError
 from orchestrator.domain.lifecycle import TERMINAL, can_transition
 from orchestrator.domain.state import RunState, fold
-from schemas.events import Event
+from schemas.events import TERMINAL_EVENT_TYPES, Event
 from schemas.runs import ErrorCode
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -63,9 +63,7 @@ def _run(sequence: list[object]) -> tuple[RunState, list[Event]]:
 @given(st.lists(commands, max_size=30))
 def test_any_command_sequence_keeps_the_run_legal(sequence: list[object]) -> None:
     state, log = _run(sequence)
-    terminal_positions = [
-        i for i, e in enumerate(log) if e.type in {"RunSucceeded", "RunFailed", "RunCanceled"}
-    ]
+    terminal_positions = [i for i, e in enumerate(log) if e.type in TERMINAL_EVENT_TYPES]
     assert len(terminal_positions) <= 1
     if terminal_positions:
         assert terminal_positions[0] == len(log) - 1, "no event after a terminal event"
