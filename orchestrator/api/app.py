@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from orchestrator.api import errors, health, runs, sse, stream
+from orchestrator.api import docs, errors, health, runs, sse, stream
 from orchestrator.api.guards import RequestGuard
 from orchestrator.api.ratelimit import RateLimiter
 from orchestrator.api.surfaces import data_products, list_jobs, task_runs, taxonomy
@@ -23,6 +23,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         version="0.1.0",
         description="Event-sourced run orchestrator: submit runs, follow their events, read their state.",
         lifespan=sse.lifespan,
+        docs_url=None,  # served by `docs` from local files instead of a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
@@ -30,6 +32,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.service = RunService(app.state.engine, settings)
     app.state.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     errors.install(app)
+    docs.install(app)
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(taxonomy.router)

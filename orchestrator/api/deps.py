@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Cookie, Depends, Header, Request
+from fastapi import Depends, Request, Security
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
 from orchestrator.api.ratelimit import RateLimiter
@@ -52,21 +53,36 @@ def get_service(request: Request) -> RunService:
     return service
 
 
-def _presented_key(authorization: str | None, x_api_key: str | None, cookie: str | None) -> str | None:
-    if authorization:
-        scheme, _, value = authorization.partition(" ")
-        return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+# The three ways to present a key, declared as OpenAPI security schemes so that /docs offers Authorize and
+# marks every authenticated operation. None of them refuses by itself (`auto_error=False`): `authenticate`
+# decides, so every failure gets the same 401 body.
+BEARER = HTTPBearer(scheme_name="bearer", description="`Authorization: Bearer <api key>`", auto_error=False)
+API_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key", scheme_name="apiKeyHeader", description="The API key itself", auto_error=False
+)
+API_KEY_COOKIE = APIKeyCookie(
+    name="vai_token", scheme_name="apiKeyCookie", description="The API key, as a cookie", auto_error=False
+)
+
+
+def _presented_key(
+    request: Request, bearer: HTTPAuthorizationCredentials | None, x_api_key: str | None, cookie: str | None
+) -> str | None:
+    if request.headers.get("authorization"):
+        # An Authorization header decides alone: one that is not `Bearer <key>` is refused even when another
+        # credential comes with it, rather than quietly replaced by that one.
+        return bearer.credentials if bearer else None
     return x_api_key or cookie or None
 
 
 async def authenticate(
     request: Request,
     engine: Annotated[Engine, Depends(get_engine)],
-    authorization: Annotated[str | None, Header(description="`Bearer <api key>`")] = None,
-    x_api_key: Annotated[str | None, Header(description="The API key itself")] = None,
-    vai_token: Annotated[str | None, Cookie(description="The API key, as a cookie")] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+    x_api_key: Annotated[str | None, Security(API_KEY_HEADER)],
+    vai_token: Annotated[str | None, Security(API_KEY_COOKIE)],
 ) -> Principal:
-    presented = _presented_key(authorization, x_api_key, vai_token)
+    presented = _presented_key(request, bearer, x_api_key, vai_token)
     if not presented or len(presented) > 200:
         raise Unauthenticated()
     record = await run_in_threadpool(_find_key, engine, presented)
