@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_LENGTH = 32
+# Found anywhere in a secret once it is lower-cased and stripped to letters and digits: "change-me",
+# "CHANGE_ME_PLEASE", "<replace me>" are all text copied from an example, not a secret.
+PLACEHOLDER_WORDS = ("changeme", "changethis", "replaceme", "placeholder")
+
+
+def secret_problem(secret: str) -> str | None:
+    """Why `secret` cannot sign anything that must not be forged, or None when it can."""
+    if not secret.strip():
+        return "is empty"
+    squashed = re.sub(r"[^a-z0-9]", "", secret.lower())
+    if any(word in squashed for word in PLACEHOLDER_WORDS):
+        return "is a placeholder"
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"is shorter than {MIN_SECRET_LENGTH} characters"
+    if len(set(secret)) < 8:
+        return "repeats too few distinct characters"
+    return None
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore")
+    # Validation errors would otherwise echo the input, database URL and secret included, into the logs.
+    model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore", hide_input_in_errors=True)
 
     database_url: str | None = Field(
         default=None, description="postgresql://user@host:port/db; unset: embedded"
@@ -45,6 +67,31 @@ class Settings(BaseSettings):
     rate_limit_per_second: float = Field(default=100.0, gt=0, description="Requests per second per API key.")
     rate_limit_burst: int = Field(default=200, ge=1)
     log_level: str = "INFO"
+
+    # Server-Sent Events (`orchestrator.api.sse`); the defaults are the production figures.
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0, le=15.0, description="A comment this often.")
+    sse_fallback_seconds: float = Field(default=2.0, gt=0, description="Re-read this often without a NOTIFY.")
+    sse_buffer_events: int = Field(default=1000, ge=1, description="Undelivered events held per connection.")
+    sse_stall_seconds: float = Field(default=5.0, gt=0, description="A full buffer undrained this long: cut.")
+    sse_send_timeout_seconds: float = Field(default=30.0, gt=0, description="Longest one socket write.")
+    sse_per_key_streams: int = Field(default=20, ge=1, description="Open streams per API key (429 above).")
+    sse_max_streams: int = Field(default=1000, ge=1, description="Open streams per API process (503 above).")
+    sse_read_batch: int = Field(default=500, ge=1, le=5000, description="Events read from the log at once.")
+
+    @model_validator(mode="after")
+    def _real_secret_on_real_servers(self) -> Self:
+        """On real servers the secret signs page cursors for every API replica, so one copied from an example
+        (compose files ship such values) is refused at start-up. Unset stays allowed: a secret is then
+        generated in the data dir, as the embedded system does."""
+        if self.database_url and self.secret_key is not None:
+            problem = secret_problem(self.secret_key)
+            if problem is not None:
+                raise ValueError(
+                    f"ORCH_SECRET_KEY {problem}: with ORCH_DATABASE_URL set it must be a real secret of at "
+                    f"least {MIN_SECRET_LENGTH} characters, e.g. from "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+                )
+        return self
 
     def queue_name(self, queue_class: str) -> str:
         return f"{self.queue_prefix}.{queue_class}"

@@ -37,7 +37,7 @@ def settings(database_url: str, broker_url: str, tmp_path_factory: pytest.TempPa
         database_url=database_url,
         redis_url=broker_url,
         data_dir=tmp_path_factory.mktemp("data"),
-        secret_key="test-secret",
+        secret_key="test-secret-long-enough-to-pass-the-check",
         queue_prefix=f"t{uuid.uuid4().hex[:10]}",
         lease_seconds=4.0,
         lease_renew_seconds=1.0,

@@ -28,11 +28,10 @@ import psycopg
 import sqlalchemy as sa
 import structlog
 from fastapi import FastAPI
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import Engine
 from sse_starlette import ServerSentEvent
 
+from orchestrator.settings import Settings
 from orchestrator.store.engine import libpq_url
 from orchestrator.store.events import EVENTS_CHANNEL, RecordedEvent, read_stream_after
 from orchestrator.store.schema import events
@@ -41,21 +40,6 @@ from schemas.events import TERMINAL_EVENT_TYPES
 log = structlog.get_logger(__name__)
 
 Reader = Callable[[int, int], Awaitable[list[RecordedEvent]]]
-
-
-class StreamSettings(BaseSettings):
-    """`ORCH_SSE_*` environment variables; the defaults are the production figures."""
-
-    model_config = SettingsConfigDict(env_prefix="ORCH_SSE_", extra="ignore")
-
-    heartbeat_seconds: float = Field(default=15.0, gt=0, le=15.0)  # a comment line at least this often
-    fallback_seconds: float = Field(default=2.0, gt=0)  # re-read this often even without a NOTIFY
-    buffer_events: int = Field(default=1000, ge=1)  # undelivered events held per connection
-    stall_seconds: float = Field(default=5.0, gt=0)  # a full buffer not drained this long: cut off
-    send_timeout_seconds: float = Field(default=30.0, gt=0)  # one socket write may block this long
-    per_key_streams: int = Field(default=20, ge=1)
-    max_streams: int = Field(default=1000, ge=1)
-    read_batch: int = Field(default=500, ge=1, le=5000)
 
 
 class StreamLimitReached(Exception):
@@ -71,11 +55,11 @@ class StreamSlots:
         self._by_key: Counter[str] = Counter()
         self._total = 0
 
-    def acquire(self, key: str, settings: StreamSettings) -> Callable[[], None]:
+    def acquire(self, key: str, settings: Settings) -> Callable[[], None]:
         """Take a slot or raise; the returned release may be called any number of times."""
-        if self._by_key[key] >= settings.per_key_streams:
+        if self._by_key[key] >= settings.sse_per_key_streams:
             raise StreamLimitReached(429, "too many open streams for this API key", "too_many_streams")
-        if self._total >= settings.max_streams:
+        if self._total >= settings.sse_max_streams:
             raise StreamLimitReached(503, "too many open streams, retry shortly", "service_unavailable")
         self._by_key[key] += 1
         self._total += 1
@@ -159,16 +143,16 @@ class RunEventStream:
     """One client's tail of one run: a producer reads the log into a bounded queue, the client drains it.
 
     The stream ends after the run's terminal event, or early (`cut_off`) when the client leaves a full
-    buffer undrained for `stall_seconds` while more events wait. Ending early loses nothing: what was
+    buffer undrained for `sse_stall_seconds` while more events wait. Ending early loses nothing: what was
     never delivered is dropped whole, and the client resumes from the last id it received.
     """
 
-    def __init__(self, read: Reader, wake: asyncio.Event, after: int, settings: StreamSettings) -> None:
+    def __init__(self, read: Reader, wake: asyncio.Event, after: int, settings: Settings) -> None:
         self._read, self._wake, self._after, self._settings = read, wake, after, settings
         self.cut_off = False
 
     async def events(self) -> AsyncIterator[RecordedEvent]:
-        queue: asyncio.Queue[RecordedEvent | None] = asyncio.Queue(self._settings.buffer_events)
+        queue: asyncio.Queue[RecordedEvent | None] = asyncio.Queue(self._settings.sse_buffer_events)
         producer = asyncio.create_task(self._produce(queue))
         try:
             while (event := await queue.get()) is not None:
@@ -192,8 +176,8 @@ class RunEventStream:
         while True:
             # Clear before reading: a NOTIFY that arrives during the read sets it again, so it is not lost.
             self._wake.clear()
-            # With the buffer full, read one event: if there is one, more than `buffer_events` are pending.
-            wanted = min(max(1, queue.maxsize - queue.qsize()), self._settings.read_batch)
+            # With the buffer full, read one event: if there is one, more than `sse_buffer_events` wait.
+            wanted = min(max(1, queue.maxsize - queue.qsize()), self._settings.sse_read_batch)
             batch = await self._read(after, wanted)
             for event in batch:
                 if not await self._offer(queue, event):
@@ -205,11 +189,11 @@ class RunEventStream:
                     return
             if len(batch) < wanted:
                 with suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._settings.fallback_seconds)
+                    await asyncio.wait_for(self._wake.wait(), self._settings.sse_fallback_seconds)
 
     async def _offer(self, queue: asyncio.Queue[RecordedEvent | None], item: RecordedEvent | None) -> bool:
         try:
-            await asyncio.wait_for(queue.put(item), self._settings.stall_seconds)
+            await asyncio.wait_for(queue.put(item), self._settings.sse_stall_seconds)
         except TimeoutError:
             return False
         return True
@@ -271,11 +255,11 @@ def to_sse(event: RecordedEvent) -> ServerSentEvent:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Starts the process's listener; streams read their settings and slots from `app.state`."""
-    settings = StreamSettings()
-    app.state.stream_settings = settings
+    """Starts the process's listener; streams take their settings (`app.state.settings`, the ones given
+    to `create_app`) and slots from `app.state`."""
+    settings: Settings = app.state.settings
     app.state.stream_slots = StreamSlots()
-    app.state.stream_hub = hub = StreamHub(app.state.settings.database_url, settings.fallback_seconds)
+    app.state.stream_hub = hub = StreamHub(settings.database_url or "", settings.sse_fallback_seconds)
     hub.start()
     try:
         yield

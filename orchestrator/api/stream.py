@@ -18,6 +18,7 @@ from orchestrator.api import sse
 from orchestrator.api.deps import EngineDep, PrincipalDep
 from orchestrator.api.errors import RESPONSES, responses
 from orchestrator.services import RunNotFound
+from orchestrator.settings import Settings
 from orchestrator.store.events import RecordedEvent
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
@@ -60,7 +61,7 @@ async def run_event_response(
     """The SSE response for one run of the tenant's: 404 before the stream starts if it has no such run,
     429/503 when the key's or the process's stream cap is reached."""
     state = request.app.state
-    settings: sse.StreamSettings = state.stream_settings
+    settings: Settings = state.settings
     hub: sse.StreamHub = state.stream_hub
     position = sse.parse_last_event_id(last_event_id)
     start = await run_in_threadpool(sse.resume_point, engine, tenant_id, run_id, position)
@@ -84,9 +85,9 @@ async def run_event_response(
     return _StreamResponse(
         body(),
         release,
-        ping=settings.heartbeat_seconds,
+        ping=settings.sse_heartbeat_seconds,
         ping_message_factory=lambda: ServerSentEvent(comment="heartbeat"),
-        send_timeout=settings.send_timeout_seconds,
+        send_timeout=settings.sse_send_timeout_seconds,
     )
 
 

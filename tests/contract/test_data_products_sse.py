@@ -20,7 +20,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
-from orchestrator.api.sse import RunEventStream, StreamSettings
+from orchestrator.api.sse import RunEventStream
 from orchestrator.services import RunService, SubmitRequest
 from orchestrator.settings import Settings
 from orchestrator.store.events import RecordedEvent, read_stream
@@ -210,7 +210,7 @@ def _reader(log: list[RecordedEvent]) -> Callable[[int, int], Any]:
 
 def test_a_client_that_stops_reading_is_cut_off_at_the_buffer_bound() -> None:
     log = [_event(p) for p in range(1, 100)]
-    settings = StreamSettings(buffer_events=5, stall_seconds=0.2, fallback_seconds=0.05)
+    settings = Settings(sse_buffer_events=5, sse_stall_seconds=0.2, sse_fallback_seconds=0.05)
 
     async def scenario() -> tuple[list[int], bool]:
         stream = RunEventStream(_reader(log), asyncio.Event(), 0, settings)
@@ -221,12 +221,14 @@ def test_a_client_that_stops_reading_is_cut_off_at_the_buffer_bound() -> None:
         return got, stream.cut_off
 
     got, cut_off = asyncio.run(scenario())
-    assert cut_off and got == list(range(1, len(got) + 1)) and len(got) <= 1 + settings.buffer_events
+    assert cut_off and got == list(range(1, len(got) + 1)) and len(got) <= 1 + settings.sse_buffer_events
 
 
 def test_a_slow_reader_gets_everything_through_a_small_buffer_then_the_end() -> None:
     log = [_event(p) for p in range(1, 40)] + [_event(40, "RunSucceeded")]
-    settings = StreamSettings(buffer_events=3, stall_seconds=1.0, fallback_seconds=0.05, read_batch=2)
+    settings = Settings(
+        sse_buffer_events=3, sse_stall_seconds=1.0, sse_fallback_seconds=0.05, sse_read_batch=2
+    )
 
     async def scenario() -> list[int]:
         got = []

@@ -91,7 +91,7 @@ def fault_settings(database_url: str, redis_url: str, data_dir: Path, **override
         "database_url": database_url,
         "redis_url": redis_url,
         "data_dir": data_dir,
-        "secret_key": "fault-secret",
+        "secret_key": "fault-secret-long-enough-to-pass-the-check",
         "queue_prefix": f"f{uuid.uuid4().hex[:8]}",
         "lease_seconds": 3.0,
         "lease_renew_seconds": 0.5,
