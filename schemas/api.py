@@ -93,11 +93,15 @@ class RunPage(BaseModel):
 
 
 class EventView(BaseModel):
+    """One event of a run's log, the same in `GET /v1/runs/{id}/events` and in every SSE `data:` line."""
+
+    model_config = ConfigDict(from_attributes=True)  # built straight from the store's recorded events
+
     position: int = Field(description="Global, commit-ordered position in the log.")
     version: int = Field(description="1-based version within the run's stream.")
-    type: str
-    data: dict[str, Any]
-    recorded_at: datetime
+    type: str = Field(description="The event type, e.g. `RunStarted`.")
+    data: dict[str, Any] = Field(description="The event's fields.")
+    recorded_at: datetime = Field(description="When the event was appended.")
 
 
 class EventList(BaseModel):

@@ -17,7 +17,6 @@ This module is the streaming core; `orchestrator.api.stream` turns it into HTTP 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
@@ -35,6 +34,7 @@ from orchestrator.settings import Settings
 from orchestrator.store.engine import libpq_url
 from orchestrator.store.events import EVENTS_CHANNEL, RecordedEvent, read_stream_after
 from orchestrator.store.schema import events
+from schemas.api import EventView
 from schemas.events import TERMINAL_EVENT_TYPES
 
 log = structlog.get_logger(__name__)
@@ -241,16 +241,10 @@ def read_events(engine: Engine, run_id: UUID, tenant_id: str, after: int, limit:
 
 
 def to_sse(event: RecordedEvent) -> ServerSentEvent:
-    payload = {
-        "position": event.position,
-        "version": event.version,
-        "type": event.type,
-        "data": event.data,
-        "recordedAt": event.recorded_at.isoformat(),
-    }
-    return ServerSentEvent(
-        json.dumps(payload, separators=(",", ":")), id=str(event.position), event=event.type
-    )
+    """The event as `GET /v1/runs/{id}/events` lists it (one `EventView`, one serializer), so a client
+    reads the same JSON from the stream and from the list."""
+    view = EventView.model_validate(event)
+    return ServerSentEvent(view.model_dump_json(), id=str(event.position), event=event.type)
 
 
 @asynccontextmanager

@@ -116,10 +116,10 @@ def test_history_live_drop_and_resume_deliver_each_event_once(
                 continue
             payload = json.loads(message["data"])
             assert payload["position"] == int(message["id"]) and payload["type"] == message["event"]
-            assert set(payload) == {"position", "version", "type", "data", "recordedAt"}
+            assert set(payload) == {"position", "version", "type", "data", "recorded_at"}
             received.append(payload["position"])
             if payload["position"] not in history:
-                recorded = datetime.fromisoformat(payload["recordedAt"])
+                recorded = datetime.fromisoformat(payload["recorded_at"])
                 latencies.append(datetime.now(UTC).timestamp() - recorded.timestamp())
             if len(latencies) == 2:
                 break  # drop the connection mid-run
