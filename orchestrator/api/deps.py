@@ -31,7 +31,6 @@ class Principal:
     tenant_id: str
     key_prefix: str
     tenants: frozenset[str] = frozenset()
-    key_id: str = ""
 
     @property
     def actor(self) -> str:
@@ -95,9 +94,7 @@ async def authenticate(
     # Async on purpose: a context variable set here is seen by the endpoint and its threads, and
     # every transaction they begin runs under row-level security for these tenants.
     tenancy.scope_to(record.tenants)
-    return Principal(
-        tenant_id=record.tenant_id, key_prefix=record.prefix, tenants=record.tenants, key_id=str(record.id)
-    )
+    return Principal(tenant_id=record.tenant_id, key_prefix=record.prefix, tenants=record.tenants)
 
 
 def _find_key(engine: Engine, presented: str) -> keys.KeyRecord | None:

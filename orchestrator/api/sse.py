@@ -85,7 +85,6 @@ class StreamHub:
         self._retry_seconds = retry_seconds
         self._subscribers: dict[UUID, set[asyncio.Event]] = {}
         self._task: asyncio.Task[None] | None = None
-        self.listening = False
 
     @contextmanager
     def subscribe(self, stream_id: UUID) -> Iterator[asyncio.Event]:
@@ -114,15 +113,12 @@ class StreamHub:
                 conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
                 async with conn:
                     await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
-                    self.listening = True
                     # Whatever committed while nobody listened: every stream re-reads its run.
                     self._wake_all()
                     async for note in conn.notifies():
                         self._wake(note.payload)
             except (psycopg.Error, OSError) as exc:
                 log.warning("sse.listener_down", error_type=type(exc).__name__)
-            finally:
-                self.listening = False
             await asyncio.sleep(self._retry_seconds)
 
     def _wake(self, payload: str) -> None:
