@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PYTEST := $(BIN)/pytest
 
-.PHONY: up test lint typecheck check clean
+.PHONY: up test unit integration faults e2e lint typecheck check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +24,23 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Every tier, fastest first (tests/conftest.py orders them); pytest's exit code 5 (no test ran) fails.
 test: $(STAMP) lint typecheck
-	$(BIN)/pytest $(ARGS)
+	$(PYTEST) $(ARGS)
+
+# The tiers on their own (tests/conftest.py gives every test one). The unit tier runs with services
+# forbidden: a test in it that asks for PostgreSQL or Redis fails instead of starting an embedded one.
+unit: $(STAMP)
+	ORCH_TEST_NO_SERVICES=1 $(PYTEST) -m unit $(ARGS)
+
+integration: $(STAMP)
+	$(PYTEST) -m integration $(ARGS)
+
+faults: $(STAMP)
+	$(PYTEST) -m faults $(ARGS)
+
+e2e: $(STAMP)
+	$(PYTEST) -m e2e $(ARGS)
 
 # The long schemathesis run over the whole OpenAPI document; `make test` runs a small share of it.
 .PHONY: fuzz

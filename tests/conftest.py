@@ -1,25 +1,85 @@
+"""Session fixtures (one fresh database, one queue prefix, the role processes) and the test tiers.
+
+Every test gets exactly one tier marker, so `pytest -m unit` (and `make unit`) can run without any
+PostgreSQL or Redis:
+- `e2e`: tests/e2e, which starts `orchestrator up` with its own embedded servers;
+- `unit`: every test whose fixtures are all service-free (pytest's own, tests/unit's, or listed in
+  PURE_FIXTURES), wherever it lives;
+- `faults`: the rest of tests/faults (a database and a redis-server of their own per test);
+- `integration`: the rest (the session's database, broker and role processes).
+A test that says its tier with a marker keeps it. Application modules are imported inside the fixtures,
+so the unit tier does not pay for (or depend on) the API and store at collection time.
+"""
+
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from fastapi.testclient import TestClient
-from sqlalchemy.engine import Engine
 
-from orchestrator.api.app import create_app
-from orchestrator.services import RunService
-from orchestrator.settings import Settings
-from orchestrator.store import keys
-from orchestrator.store.engine import make_engine
-from orchestrator.store.migrate import upgrade
 from tests import services
+from tests.services import settings_env  # noqa: F401  (re-exported: several test modules import it here)
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+    from sqlalchemy.engine import Engine
+
+    from orchestrator.services import RunService
+    from orchestrator.settings import Settings
+
+TIERS = ("unit", "integration", "faults", "e2e")
+RUN_ORDER = ("unit", "integration", "e2e", "faults")
+# Fixtures defined in tests/ outside tests/unit that touch no server.
+PURE_FIXTURES = frozenset({"tenant"})
+
+
+def _needs_services(item: pytest.Item) -> bool:
+    """Whether any fixture the test uses (its whole closure) comes from the service-backed test code.
+    Conservative: a fixture defined in a test module or a conftest outside tests/unit counts, unless it
+    is listed as pure. Fixtures requested at run time (getfixturevalue) are invisible here, which is
+    why the unit tier also runs with services forbidden."""
+    fixtures = getattr(item, "_fixtureinfo", None)
+    if fixtures is None:
+        return True
+    for name in getattr(item, "fixturenames", ()):
+        for definition in fixtures.name2fixturedefs.get(name, ()):
+            module = getattr(definition.func, "__module__", "") or ""
+            ours = module.startswith("tests.") and not module.startswith("tests.unit")
+            if ours and name not in PURE_FIXTURES:
+                return True
+    return False
+
+
+def tier_of(item: pytest.Item) -> str:
+    path = Path(str(item.path)).resolve()
+    parts = path.relative_to(Path(__file__).resolve().parent).parts
+    if parts[0] == "e2e":
+        return "e2e"
+    if not _needs_services(item):
+        return "unit"
+    return "faults" if parts[0] == "faults" else "integration"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with its tier, and run the tiers cheapest first (a stable sort keeps each
+    module's tests together), so a broken unit test fails the run in seconds, not after the faults."""
+    tiers: dict[str, str] = {}
+    for item in items:
+        tier = next((t for t in TIERS if item.get_closest_marker(t)), None)
+        if tier is None:
+            tier = tier_of(item)
+            item.add_marker(tier)
+        tiers[item.nodeid] = tier
+    items.sort(key=lambda item: RUN_ORDER.index(tiers[item.nodeid]))
 
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
+    from orchestrator.store.migrate import upgrade
+
     with services.postgres_admin_url() as admin, services.fresh_database(admin) as url:
         upgrade(url)
         yield url
@@ -33,6 +93,8 @@ def broker_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str, broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    from orchestrator.settings import Settings
+
     return Settings(
         database_url=database_url,
         redis_url=broker_url,
@@ -52,16 +114,10 @@ def settings(database_url: str, broker_url: str, tmp_path_factory: pytest.TempPa
     )
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"ORCH_{name.upper()}"] = str(value)
-    return env
-
-
 @pytest.fixture(scope="session")
 def engine(settings: Settings) -> Iterator[Engine]:
+    from orchestrator.store.engine import make_engine
+
     engine = make_engine(settings.database_url or "", pool_size=20)
     yield engine
     engine.dispose()
@@ -69,11 +125,17 @@ def engine(settings: Settings) -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def service(engine: Engine, settings: Settings) -> RunService:
+    from orchestrator.services import RunService
+
     return RunService(engine, settings)
 
 
 @pytest.fixture(scope="session")
 def app_client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    from fastapi.testclient import TestClient
+
+    from orchestrator.api.app import create_app
+
     with TestClient(create_app(settings, engine)) as client:
         yield client
 
@@ -86,6 +148,8 @@ def tenant() -> str:
 
 @pytest.fixture(scope="session")
 def make_key(engine: Engine) -> Callable[[str], str]:
+    from orchestrator.store import keys
+
     def _make(tenant_id: str) -> str:
         with engine.begin() as conn:
             key, _ = keys.create(conn, tenant_id, "test")
@@ -102,27 +166,31 @@ def auth(make_key: Callable[[str], str], tenant: str) -> dict[str, str]:
 class System:
     """Relay, projector, reconciler and worker processes against the session's database and broker."""
 
-    def __init__(self, settings: Settings, log_dir: Path) -> None:
+    def __init__(self, settings: Settings, engine: Engine, log_dir: Path) -> None:
         self.settings = settings
-        self.env = settings_env(settings)
+        self.engine = engine
+        self.env = services.settings_env(settings)
         self.log_dir = log_dir
         self.roles: dict[str, services.RoleProcess] = {}
 
     def start(self, *roles: str) -> None:
-        for role in roles:
-            self.roles[role] = services.RoleProcess(role, self.env, self.log_dir).start()
+        """Start the roles and return once each one is ready (see services.wait_ready)."""
+        started = [services.RoleProcess(role, self.env, self.log_dir).start() for role in roles]
+        self.roles.update((process.role, process) for process in started)
+        services.wait_ready(started, self.engine, self.settings)
 
     def stop(self) -> None:
-        for role in self.roles.values():
-            role.stop()
+        services.stop_all(list(self.roles.values()))
 
     def logs(self) -> str:
         return "\n".join(f"--- {name}\n{proc.tail()}" for name, proc in self.roles.items())
 
 
 @pytest.fixture(scope="session")
-def system(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    running = System(settings, tmp_path_factory.mktemp("logs"))
-    running.start("relay", "project", "reconcile", "worker")
-    yield running
-    running.stop()
+def system(settings: Settings, engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    running = System(settings, engine, tmp_path_factory.mktemp("logs"))
+    try:
+        running.start("relay", "project", "reconcile", "worker")
+        yield running
+    finally:
+        running.stop()
