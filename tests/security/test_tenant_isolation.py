@@ -1,23 +1,33 @@
 """BOLA matrix (S1): every id-bearing route, called with tenant B's key on tenant A's ids, answers
-exactly like a random missing id. A route the table does not know fails the meta-test."""
+exactly like a random missing id; list endpoints and event streams never show another tenant's rows.
+A route the table does not know fails the meta-test.
+
+Every test runs against both deployments of conftest.py: with both walls, and with the application's
+tenant filters alone (row-level security disabled), so a query that forgot its filter fails here even
+though row-level security would have hidden the row in production.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from uuid import UUID
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.services import RunService, SubmitRequest
-from orchestrator.store import keys
+from tests.security.conftest import Deployment
 
-pytestmark = pytest.mark.usefixtures("system")
+# A broken wall can open a stream that never ends; fail in bounded time instead of hanging the session.
+pytestmark = pytest.mark.timeout(120)
+
+Call = Callable[[str], tuple[str, str, dict[str, object] | None]]
 
 # Every operation whose path or query names a run or a tenant: how to call it for a given id.
-ID_ROUTES: dict[tuple[str, str], Callable[[str], tuple[str, str, dict[str, object] | None]]] = {
+ID_ROUTES: dict[tuple[str, str], Call] = {
     ("GET", "/v1/runs/{run_id}"): lambda i: ("GET", f"/v1/runs/{i}", None),
     ("GET", "/v1/runs/{run_id}/events"): lambda i: ("GET", f"/v1/runs/{i}/events", None),
     ("POST", "/v1/runs/{run_id}/cancel"): lambda i: ("POST", f"/v1/runs/{i}/cancel", None),
@@ -43,8 +53,10 @@ ID_ROUTES: dict[tuple[str, str], Callable[[str], tuple[str, str, dict[str, objec
         None,
     ),
 }
+# Streams of a live run stay open, and TestClient returns only once a response has ended.
+STREAMS = {("GET", "/v1/runs/{run_id}/stream"), ("GET", "/api/v1/data-products/runs/{run_id}/events")}
 # Operations that name a tenant directly; called with the victim's tenant id instead of a run id.
-TENANT_ROUTES = {
+TENANT_ROUTES: dict[tuple[str, str], Call] = {
     ("GET", "/v1/taxonomy/runs"): lambda t: ("GET", f"/v1/taxonomy/runs?tenant_id={t}", None),
     ("POST", "/v1/taxonomy/runs"): lambda t: (
         "POST",
@@ -64,6 +76,10 @@ def _id_bearing_operations(client: TestClient) -> set[tuple[str, str]]:
     return found
 
 
+def _stream_ids(body: str) -> list[int]:
+    return [int(line[3:]) for line in body.splitlines() if line.startswith("id:")]
+
+
 def test_every_id_bearing_route_has_an_entry(app_client: TestClient) -> None:
     missing = _id_bearing_operations(app_client) - set(ID_ROUTES) - set(TENANT_ROUTES)
     assert not missing, f"add these routes to the BOLA table: {sorted(missing)}"
@@ -71,89 +87,141 @@ def test_every_id_bearing_route_has_an_entry(app_client: TestClient) -> None:
     assert ("POST", "/v1/taxonomy/runs") in TENANT_ROUTES
 
 
-def test_foreign_ids_answer_like_missing_ones(
-    app_client: TestClient, service: RunService, make_key: Callable[[str], str]
-) -> None:
+def test_foreign_ids_answer_like_missing_ones(deployment: Deployment) -> None:
+    client = deployment.client
     victim, attacker = f"victim-{uuid.uuid4().hex[:8]}", f"attacker-{uuid.uuid4().hex[:8]}"
-    run = service.submit(SubmitRequest(tenant_id=victim, kind="sleep", params={"duration": 30}))
-    other = {"Authorization": f"Bearer {make_key(attacker)}"}
-    for route, call in ID_ROUTES.items():
-        foreign = app_client.request(*call(str(run.run_id))[:2], headers=other)
-        missing = app_client.request(*call(str(uuid.uuid4()))[:2], headers=other)
-        assert foreign.status_code == missing.status_code == 404, (route, foreign.text)
-        assert foreign.content == missing.content, route
-    for route, call in TENANT_ROUTES.items():
-        method, path, body = call(victim)
-        foreign = app_client.request(method, path, json=body, headers=other)
-        method, path, body = call(f"nobody-{uuid.uuid4().hex[:8]}")
-        missing = app_client.request(method, path, json=body, headers=other)
-        assert foreign.status_code == missing.status_code == 404, (route, foreign.text)
-        assert foreign.content == missing.content, route
-    # The attempted cancel changed nothing.
-    assert service.load(run.run_id).cancel_requested is False
+    live = deployment.submit(victim)
+    finished = deployment.submit(victim)
+    deployment.cancel(victim, finished)
+    deployment.settle()
+    # Resuming at the victim's terminal event: a stream route whose wall broke answers 200 and ends at
+    # once instead of waiting for live events.
+    last = str(deployment.positions(finished)[-1])
+    other = {"Authorization": f"Bearer {deployment.key(attacker)}", "Last-Event-ID": last}
+    owner = {"Authorization": f"Bearer {deployment.key(victim)}"}
+    try:
+        for route, call in ID_ROUTES.items():
+            for run_id in (finished,) if route in STREAMS else (finished, live):
+                foreign = client.request(*call(str(run_id))[:2], headers=other)
+                missing = client.request(*call(str(uuid.uuid4()))[:2], headers=other)
+                assert foreign.status_code == missing.status_code == 404, (route, foreign.text)
+                assert foreign.content == missing.content, route
+                if route[0] == "GET":  # the ids are real: their owner gets them
+                    assert client.get(call(str(run_id))[1], headers=owner).status_code == 200, route
+        for route, call in TENANT_ROUTES.items():
+            method, path, body = call(victim)
+            foreign = client.request(method, path, json=body, headers=other)
+            method, path, body = call(f"nobody-{uuid.uuid4().hex[:8]}")
+            missing = client.request(method, path, json=body, headers=other)
+            assert foreign.status_code == missing.status_code == 404, (route, foreign.text)
+            assert foreign.content == missing.content, route
+        # The attempted cancels changed nothing.
+        assert [kind for _, kind in deployment.log(live)] == ["RunCreated"]
+    finally:
+        deployment.cancel_live()
 
 
-LIST_QUERIES = [
-    "/v1/runs?limit=100",
-    "/api/v1/data-products/runs?limit=100",
-    "/api/v1/task-runs?limit=100",
-]
+def test_a_last_event_id_of_another_tenant_resumes_nothing(deployment: Deployment) -> None:
+    """Each tenant's stream positions are its own: a foreign position neither opens the foreign run's
+    stream nor moves the start of one's own."""
+    victim, attacker = f"victim-{uuid.uuid4().hex[:8]}", f"attacker-{uuid.uuid4().hex[:8]}"
+    own_run = deployment.submit(attacker)
+    foreign_run = deployment.submit(victim)
+    deployment.cancel(victim, foreign_run)
+    deployment.cancel(attacker, own_run)  # so the victim's positions fall inside the attacker's stream
+    own, foreign = deployment.positions(own_run), deployment.positions(foreign_run)
+    assert own[0] < foreign[0] < foreign[-1] < own[-1]
+    headers = {"X-API-Key": deployment.key(attacker)}
+    for path in ("/v1/runs/{}/stream", "/api/v1/data-products/runs/{}/events"):
+        for position in foreign:
+            resumed = {**headers, "Last-Event-ID": str(position)}
+            mine = deployment.client.get(path.format(own_run), headers=resumed)
+            assert mine.status_code == 200, mine.text
+            assert _stream_ids(mine.text) == own, (path, position)  # the whole own log, nothing foreign
+            theirs = deployment.client.get(path.format(foreign_run), headers=resumed)
+            missing = deployment.client.get(path.format(uuid.uuid4()), headers=resumed)
+            assert theirs.status_code == missing.status_code == 404, (path, theirs.text)
+            assert theirs.content == missing.content, path
+
+
+@dataclass(frozen=True)
+class Tenant:
+    key: str
+    runs: dict[UUID, tuple[str, str]]  # run id -> (kind, status)
+
+    def ids(self, kinds: tuple[str, ...] = (), status: str = "") -> set[str]:
+        return {
+            str(run_id)
+            for run_id, (kind, state) in self.runs.items()
+            if (not kinds or kind in kinds) and (not status or state == status)
+        }
+
+
+KINDS = ("sleep", "dataset_task", "corpus_rebuild_vector_index", "taxonomy_build")
 
 
 @pytest.fixture(scope="module")
-def three_tenants(service: RunService, make_key: Callable[[str], str]) -> dict[str, tuple[str, set[str]]]:
-    tenants: dict[str, tuple[str, set[str]]] = {}
+def three_tenants(deployment: Deployment) -> Iterator[dict[str, Tenant]]:
+    """Per tenant, one pending and one canceled run of every kind the surfaces list."""
+    tenants: dict[str, Tenant] = {}
     for n in range(3):
         name = f"iso{n}-{uuid.uuid4().hex[:6]}"
-        ids = set()
-        for kind in ("sleep", "dataset_task", "corpus_rebuild_vector_index", "taxonomy_build"):
-            attributes = {"corpus_ids": [n], "field_id": "f", "source_type": "s", "source_id": ""}
-            ids.add(
-                str(service.submit(SubmitRequest(tenant_id=name, kind=kind, attributes=attributes)).run_id)
-            )
-        tenants[name] = (make_key(name), ids)
-    return tenants
+        runs: dict[UUID, tuple[str, str]] = {}
+        attributes = {"corpus_ids": [n], "field_id": "f", "source_type": "s", "source_id": ""}
+        for kind in KINDS:
+            runs[deployment.submit(name, kind, **attributes)] = (kind, "pending")
+            canceled = deployment.submit(name, kind, **attributes)
+            deployment.cancel(name, canceled)
+            runs[canceled] = (kind, "canceled")
+        tenants[name] = Tenant(deployment.key(name), runs)
+    deployment.settle()
+    yield tenants
+    deployment.cancel_live()
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    who=st.integers(0, 2),
-    query=st.sampled_from(LIST_QUERIES),
-    status=st.sampled_from(["", "pending", "failed"]),
-)
-def test_list_endpoints_never_show_foreign_rows(
-    app_client: TestClient, three_tenants: dict[str, tuple[str, set[str]]], who: int, query: str, status: str
+@settings(max_examples=30, deadline=None)
+@given(who=st.integers(0, 2), status=st.sampled_from(["", "pending", "canceled"]))
+def test_list_endpoints_show_exactly_the_callers_rows(
+    deployment: Deployment, three_tenants: dict[str, Tenant], who: int, status: str
 ) -> None:
+    client = deployment.client
     name = sorted(three_tenants)[who]
-    key, own = three_tenants[name]
-    foreign = set().union(*(ids for t, (_, ids) in three_tenants.items() if t != name))
-    path = query + (f"&status={status}" if status and "task-runs" not in query else "")
-    body = app_client.get(path, headers={"X-API-Key": key}).json()
-    rows = body.get("data") or body.get("items") or body.get("runs") or []
-    seen = {r.get("id") or r.get("run_id") for r in rows}
-    assert not seen & foreign
-    jobs = app_client.post(
+    me = three_tenants[name]
+    headers = {"X-API-Key": me.key}
+    query = f"limit=100&status={status}" if status else "limit=100"
+
+    canonical = client.get(f"/v1/runs?{query}", headers=headers).json()
+    assert {r["id"] for r in canonical["data"]} == me.ids(status=status)
+    products = client.get(f"/api/v1/data-products/runs?{query}", headers=headers).json()
+    assert {r["id"] for r in products["items"]} == me.ids(status=status)
+    assert products["total"] == len(me.ids(status=status))
+
+    tasks = client.get("/api/v1/task-runs?limit=100", headers=headers).json()
+    assert {r["run_id"] for r in tasks["runs"]} == me.ids(("dataset_task",))
+    assert tasks["total"] == len(me.ids(("dataset_task",)))
+    jobs = client.post(
         "/v1/list-jobs",
-        json={"state": ["JOB_STATE__QUEUED", "JOB_STATE__STARTED"]},
-        headers={"X-API-Key": key},
-    )
-    assert not {j["id"] for j in jobs.json()["job"]} & foreign
-    taxonomy = app_client.get(f"/v1/taxonomy/runs?tenant_id={name}", headers={"X-API-Key": key}).json()[
-        "data"
-    ]
-    assert {r["id"] for r in taxonomy} <= own
+        json={"state": ["JOB_STATE__QUEUED", "JOB_STATE__STARTED", "JOB_STATE__ABORTED"]},
+        headers=headers,
+    ).json()
+    assert {j["id"] for j in jobs["job"]} == me.ids(("corpus_rebuild_vector_index",))
+    taxonomy = client.get(f"/v1/taxonomy/runs?tenant_id={name}&limit=100", headers=headers).json()
+    assert {r["id"] for r in taxonomy["data"]} == me.ids(("taxonomy_build",))
 
 
-def test_keys_are_scoped_even_for_their_own_grants(
-    app_client: TestClient, engine: object, tenant: str
-) -> None:
-    from sqlalchemy.engine import Engine
-
-    assert isinstance(engine, Engine)
-    with engine.begin() as conn:
-        key, _ = keys.create(conn, tenant, grants=(f"{tenant}-sibling",))
-    headers = {"X-API-Key": key}
-    assert app_client.get(f"/v1/taxonomy/runs?tenant_id={tenant}-sibling", headers=headers).status_code == 200
-    assert (
-        app_client.get(f"/v1/taxonomy/runs?tenant_id={tenant}-stranger", headers=headers).status_code == 404
-    )
+def test_keys_are_scoped_even_for_their_own_grants(deployment: Deployment, tenant: str) -> None:
+    sibling, stranger = f"{tenant}-sibling", f"{tenant}-stranger"
+    granted = deployment.submit(sibling, "taxonomy_build", field_id="f", source_type="s", source_id="")
+    deployment.submit(stranger, "taxonomy_build", field_id="f", source_type="s", source_id="")
+    deployment.settle()
+    headers = {"X-API-Key": deployment.key(tenant, grants=(sibling,))}
+    try:
+        shown = deployment.client.get(f"/v1/taxonomy/runs?tenant_id={sibling}", headers=headers)
+        assert shown.status_code == 200 and [r["id"] for r in shown.json()["data"]] == [str(granted)]
+        refused = deployment.client.get(f"/v1/taxonomy/runs?tenant_id={stranger}", headers=headers)
+        assert refused.status_code == 404
+        # The grant is for the taxonomy surface only: everywhere else the key is its own tenant's.
+        assert deployment.client.get("/v1/runs", headers=headers).json()["data"] == []
+        assert deployment.client.get(f"/v1/runs/{granted}", headers=headers).status_code == 404
+    finally:
+        deployment.cancel_live()
