@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     rate_limit_per_second: float = Field(default=100.0, gt=0, description="Requests per second per API key.")
     rate_limit_burst: int = Field(default=200, ge=1)
     log_level: str = "INFO"
+    log_tracebacks: bool = Field(default=False, description="Print tracebacks under log lines (local use).")
 
     # Server-Sent Events (`orchestrator.api.sse`); the defaults are the production figures.
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0, le=15.0, description="A comment this often.")

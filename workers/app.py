@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from uuid import UUID
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import setup_logging, worker_process_init, worker_ready
 
+from orchestrator import log
 from orchestrator.processes.broker import EXECUTE_RUN_TASK, make_celery
 from orchestrator.settings import Settings, get_settings
 from workers import executor, runtime, shutdown
@@ -27,7 +29,16 @@ def create_app(settings: Settings | None = None) -> Celery:
     def _on_ready(**_: object) -> None:
         shutdown.chain_sigterm(max(0.0, grace - 0.5))
 
+    def _take_over_logging(loglevel: int | None = None, **_: object) -> None:
+        # Connected, this replaces Celery's own setup: its records (a task's failure, a pool process
+        # terminated on a forced cancel) go through our handler, one line each with no traceback,
+        # instead of through Celery's formatter. Celery's own chatter keeps the worker's --loglevel.
+        log.configure(settings.log_level, settings.log_tracebacks)
+        for name in ("celery", "kombu"):
+            logging.getLogger(name).setLevel(loglevel or logging.WARNING)
+
     worker_ready.connect(_on_ready, weak=False)
+    setup_logging.connect(_take_over_logging, weak=False, dispatch_uid="orchestrator.logging")
 
     @app.task(name=EXECUTE_RUN_TASK, acks_late=True)  # type: ignore[untyped-decorator]
     def execute_run(run_id: str, attempt: int, outbox_id: int | None = None) -> str:

@@ -54,7 +54,9 @@ def serve(
     from orchestrator.api.app import create_app
 
     settings = resolved_settings(data_dir, port=port, host=host)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    # log_config=None: uvicorn keeps its loggers but not its handlers, so its records go through ours.
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", log_config=None)
 
 
 @roles_app.command()
