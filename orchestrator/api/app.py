@@ -9,6 +9,7 @@ from orchestrator.api import docs, errors, health, runs, sse, stream
 from orchestrator.api.guards import RequestGuard
 from orchestrator.api.ratelimit import RateLimiter
 from orchestrator.api.surfaces import data_products, list_jobs, task_runs, taxonomy
+from orchestrator.api.unhandled import CatchAll
 from orchestrator.services import RunService
 from orchestrator.settings import Settings
 from orchestrator.store import tenancy
@@ -41,4 +42,5 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(stream.router)
     app.include_router(data_products.router)
     app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CatchAll)  # outermost of ours: nothing reaches uvicorn as an exception
     return app
