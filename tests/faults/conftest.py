@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -43,7 +43,7 @@ def fault_engine(fault_db: str) -> Iterator[Engine]:
 @pytest.fixture()
 def make_system(
     fault_db: str, private_redis: RedisServer, fault_engine: Engine, tmp_path: Path
-) -> Iterator[type[FaultSystem] | object]:
+) -> Iterator[Callable[..., FaultSystem]]:
     created: list[FaultSystem] = []
 
     def _make(**overrides: object) -> FaultSystem:

