@@ -34,7 +34,10 @@ def test_sigkill_soak(make_system: MakeSystem, tenant: str) -> None:
         )
     child_kills, main_kills = scale(6, 20), scale(1, 5)
     killed = 0
-    time.sleep(2.0)  # workers warm up and take runs
+    # The kills are aimed at pool processes at work: wait until both workers are taking runs.
+    wait_until(
+        lambda: all(system.taking_runs(w, tenant) for w in workers), timeout=60, message="workers taking runs"
+    )
     # Spread the kills over most of the soak (about 400 s of work at full scale).
     pause = (0.3, 1.2) if count < 100 else (12.0, 20.0)
     for _ in range(child_kills):
@@ -89,14 +92,18 @@ def test_sigterm_restarts_interrupted_runs_within_seconds(make_system: MakeSyste
     """A lease of 30 s: a restart that waited for the lease would take far longer than allowed here."""
     system = make_system(lease_seconds=30.0, lease_renew_seconds=2.0)
     _core_roles(system)
-    first = system.start("worker")
-    interrupted = system.submit(tenant, 2, duration=8, steps=8)
-    for run_id in interrupted:
-        wait_until(lambda r=run_id: "RunStarted" in system.event_types(r), timeout=20, message="runs started")
-    system.start("worker")
-    time.sleep(3.0)  # the second worker is up before the first one goes
-    assert first.proc is not None
-    first.proc.send_signal(signal.SIGTERM)
+    workers = [system.start("worker"), system.start("worker")]
+    for worker in workers:  # both consume before one goes, so the other can take the restarts at once
+        system.probe(worker)
+    runs = system.submit(tenant, 2, duration=6, steps=6)
+    wait_until(
+        lambda: all("RunStarted" in system.event_types(r) for r in runs), timeout=20, message="runs started"
+    )
+    # SIGTERM the worker running the first run; whatever it runs is interrupted, the other one takes it.
+    victim = next(w for w in workers if system.worker_of(runs[0]) in system.pool_pids(w))
+    interrupted = [r for r in runs if system.worker_of(r) in system.pool_pids(victim)]
+    assert victim.proc is not None
+    victim.proc.send_signal(signal.SIGTERM)
     sigterm_at = time.monotonic()
 
     def restarted() -> bool:
@@ -105,12 +112,14 @@ def test_sigterm_restarts_interrupted_runs_within_seconds(make_system: MakeSyste
     wait_until(restarted, timeout=25, message="interrupted runs restarted")
     delay = time.monotonic() - sigterm_at
     grace = system.settings.worker_shutdown_seconds
-    print(f"\ninterrupted runs restarted {delay:.1f}s after SIGTERM (soft shutdown {grace}s)")
+    print(
+        f"\n{len(interrupted)} interrupted runs restarted {delay:.1f}s after SIGTERM (soft shutdown {grace}s)"
+    )
     assert delay < system.settings.worker_shutdown_seconds + 8 < system.settings.lease_seconds
     for run_id in interrupted:
         assert "AttemptLost" in system.event_types(run_id)
     system.wait_all_terminal(tenant, timeout=60)
-    assert check_invariant(system, tenant, interrupted) == {"RunSucceeded": 2}
+    assert check_invariant(system, tenant, runs) == {"RunSucceeded": 2}
 
 
 def test_a_cancel_is_guaranteed_even_when_the_job_ignores_it(make_system: MakeSystem, tenant: str) -> None:
