@@ -3,20 +3,20 @@ moves backwards (T11, T12 of the notes)."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 import uuid
 from collections.abc import Callable
 
 import psutil
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from orchestrator.projections.runner import PROJECTIONS, checkpoint
 from orchestrator.store.events import append, head_position
 from schemas.events import ProgressReported, RunCreated, RunStarted, RunSucceeded
 from tests.faults.harness import FaultSystem, _assert_rebuild_matches, scale
-from tests.services import RoleProcess, wait_until
+from tests.services import RoleProcess, advisory_lock_holders, exceeds, wait_until
 
 MakeSystem = Callable[..., FaultSystem]
 
@@ -55,39 +55,55 @@ class CheckpointWatch(threading.Thread):
             time.sleep(0.01)
 
 
-# pg_locks spans the cluster; advisory locks are per database, and other test databases hold the same key.
-_HELD = (
-    "WITH held AS (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = :k"
-    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
-)
+class HolderWatch(threading.Thread):
+    """Samples how many sessions hold each projection's advisory lock, for as long as it runs."""
 
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(daemon=True)
+        self.engine, self.stop, self.most, self.samples = engine, threading.Event(), 0, 0
 
-def _lock_holders(engine: Engine) -> int:
-    with engine.connect() as conn:
-        query = sa.text(_HELD + " SELECT count(*) FROM held")
-        return int(conn.execute(query, {"k": PROJECTIONS[0].lock_key & 0xFFFFFFFF}).scalar_one())
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for projection in PROJECTIONS:
+                self.most = max(self.most, len(advisory_lock_holders(self.engine, projection.lock_key)))
+            self.samples += 1
+            time.sleep(0.05)
 
 
 def test_projector_sigkilled_during_catch_up(make_system: MakeSystem, tenant: str) -> None:
     system = make_system()
-    _write_history(system.engine, tenant, scale(4000, 20000))
+    _write_history(system.engine, tenant, scale(1500, 20000))
     head = head_position_of(system.engine)
     watch = CheckpointWatch(system.engine)
     watch.start()
-    kills = 0
-    projector = system.start("project")
-    while checkpoint(system.engine) < head and kills < scale(8, 20):
-        time.sleep(0.4)
+    rng = random.Random(11)
+    kills, killed_behind = 0, 0
+    while True:
+        at_start = checkpoint(system.engine)
+        projector = system.start("project")
+        # A kill while the process is still importing would prove nothing: wait until this projector
+        # has committed a batch of its own, then kill it at a random point of the batches that follow.
+        wait_until(
+            exceeds(lambda: checkpoint(system.engine), at_start),
+            timeout=120,
+            message="the new projector applying a batch",
+        )
+        if kills == scale(3, 20) or checkpoint(system.engine) >= head:
+            break
+        time.sleep(rng.uniform(0.0, 0.4))
+        killed_behind += checkpoint(system.engine) < head
         projector.kill()
         kills += 1
-        projector = system.start("project")
     wait_until(
         lambda: checkpoint(system.engine) >= head, timeout=scale(120, 900), message="projector caught up"
     )
     watch.stop.set()
     watch.join()
-    print(f"\nprojector SIGKILLed {kills} times during catch-up over {head} events ({watch.samples} samples)")
-    assert kills >= 3
+    print(
+        f"\nprojector SIGKILLed {kills} times during catch-up over {head} events, {killed_behind} of them "
+        f"with the log still ahead ({watch.samples} samples)"
+    )
+    assert kills >= 3 and killed_behind >= 3
     assert watch.regressions == 0
     _assert_rebuild_matches(system.engine, tenant)
 
@@ -95,15 +111,22 @@ def test_projector_sigkilled_during_catch_up(make_system: MakeSystem, tenant: st
 def test_three_competing_projectors_give_the_result_of_one(make_system: MakeSystem, tenant: str) -> None:
     system = make_system()
     projectors = [system.start("project") for _ in range(3)]
-    time.sleep(2.0)
-    _write_history(system.engine, tenant, scale(1500, 10000))
+    port = make_url(system.settings.database_url or "").port or 5432
+    # All three compete from the start: each is connected (a standby retries the lock every poll) and
+    # one of them holds each projection's lock.
+    wait_until(
+        lambda: (
+            all(_connected(p, port) for p in projectors)
+            and all(advisory_lock_holders(system.engine, p.lock_key) for p in PROJECTIONS)
+        ),
+        timeout=60,
+        message="three projectors competing",
+    )
+    holders = HolderWatch(system.engine)
+    holders.start()
+    _write_history(system.engine, tenant, scale(600, 10000))
     head = head_position_of(system.engine)
-    holders = []
-    deadline = time.monotonic() + scale(120, 900)
-    while checkpoint(system.engine) < head and time.monotonic() < deadline:
-        holders.append(_lock_holders(system.engine))
-        time.sleep(0.05)
-    assert max(holders, default=0) <= 1, "one lease holder at a time"
+    wait_until(lambda: checkpoint(system.engine) >= head, timeout=scale(120, 900), message="caught up")
     # The holder dies: a standby takes over within seconds.
     holder = _holder(system.engine, projectors)
     holder.kill()
@@ -111,15 +134,29 @@ def test_three_competing_projectors_give_the_result_of_one(make_system: MakeSyst
     new_head = head_position_of(system.engine)
     started = time.monotonic()
     wait_until(lambda: checkpoint(system.engine) >= new_head, timeout=30, message="takeover")
-    print(f"\ncompeting projectors: takeover and catch-up in {time.monotonic() - started:.1f}s")
+    holders.stop.set()
+    holders.join()
+    print(
+        f"\ncompeting projectors: takeover and catch-up in {time.monotonic() - started:.1f}s; "
+        f"at most {holders.most} holder per lock in {holders.samples} samples"
+    )
+    assert holders.samples >= 10
+    assert holders.most == 1, "one lock holder at a time"
     _assert_rebuild_matches(system.engine, tenant)
 
 
+def _connected(process: RoleProcess, port: int) -> bool:
+    """Whether the process has a connection open to the PostgreSQL server on `port`."""
+    if not process.alive():
+        raise AssertionError(f"{process.log_path.name} exited:\n{process.tail()}")
+    assert process.proc is not None
+    connections = psutil.Process(process.proc.pid).net_connections(kind="tcp")
+    return any(c.raddr and c.raddr.port == port for c in connections)
+
+
 def _holder(engine: Engine, projectors: list[RoleProcess]) -> RoleProcess:
-    """The projector process whose database session holds the projection's advisory lock."""
-    query = sa.text(_HELD + " SELECT a.client_port FROM held JOIN pg_stat_activity a ON a.pid = held.pid")
-    with engine.connect() as conn:
-        port = conn.execute(query, {"k": PROJECTIONS[0].lock_key & 0xFFFFFFFF}).scalar_one()
+    """The projector process whose database session holds the runs projection's advisory lock."""
+    (port,) = advisory_lock_holders(engine, PROJECTIONS[0].lock_key)
     for p in projectors:
         assert p.proc is not None
         if any(c.laddr and c.laddr.port == port for c in psutil.Process(p.proc.pid).net_connections()):
