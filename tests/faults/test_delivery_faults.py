@@ -5,36 +5,62 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Callable
 
+import sqlalchemy as sa
+
+from orchestrator.store.schema import outbox
 from tests.faults.harness import FaultSystem, RedisServer, check_invariant, scale
+from tests.services import exceeds, wait_until
 
 MakeSystem = Callable[..., FaultSystem]
 
 
-def _executions(system: FaultSystem, run_ids: list) -> int:  # type: ignore[type-arg]
+def _executions(system: FaultSystem, run_ids: list[uuid.UUID]) -> int:
     return sum(system.event_types(r).count("RunStarted") for r in run_ids)
 
 
 def test_relay_killed_mid_publish_and_every_message_tripled(make_system: MakeSystem, tenant: str) -> None:
     system = make_system(relay_publish_copies=3)
-    for role in ("project", "reconcile", "worker", "worker"):
+    for role in ("project", "reconcile"):
         system.start(role)
     rng = random.Random(7)
-    relay = system.start("relay")
-    accepted = []
-    kills = scale(6, 20)
-    total = scale(120, 1000)
-    per_batch = total // kills
+    accepted: list[uuid.UUID] = []
+    kills, caught_mid_publish = scale(3, 20), 0
+    per_batch = scale(120, 1000) // (kills + 1)
     for _ in range(kills):
+        # A backlog waits; a new relay's first batch publishes it (three copies of each message) and
+        # marks it sent in one transaction. Kill it in between: once the broker's queue starts to
+        # grow. The workers start only after the kills, so the broker keeps whatever each relay
+        # published: the kill was mid-publish when the queue grew while rows stayed unsent.
         accepted += system.submit(tenant, per_batch, duration=0.05)
-        time.sleep(rng.uniform(0.05, 0.4))
-        relay.kill()  # SIGKILL: whatever it published but had not marked sent goes out again
+        queued_before = system.queued()
         relay = system.start("relay")
+        wait_until(
+            exceeds(system.queued, queued_before),
+            timeout=60,
+            interval=0.002,
+            message="the relay publishing",
+        )
+        time.sleep(rng.uniform(0.0, 0.02))
+        relay.kill()  # SIGKILL: whatever it published but had not marked sent goes out again
+        caught_mid_publish += system.queued() > queued_before and _unsent(system, tenant) > 0
+    accepted += system.submit(tenant, per_batch, duration=0.05)
+    for role in ("relay", "worker", "worker"):
+        system.start(role)
     system.wait_all_terminal(tenant, timeout=90)
     terminals = check_invariant(system, tenant, accepted)
+    print(f"\nrelay SIGKILLed {kills} times, {caught_mid_publish} of them between publish and mark-sent")
+    assert caught_mid_publish >= 1, "a kill landed between publish and mark-sent"
     assert terminals == {"RunSucceeded": len(accepted)}
     assert _executions(system, accepted) == len(accepted), "unique executions = runs"
+
+
+def _unsent(system: FaultSystem, tenant: str) -> int:
+    query = sa.select(sa.func.count()).where(outbox.c.tenant_id == tenant, outbox.c.sent_at.is_(None))
+    with system.engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
 
 
 def test_redis_flushall_loses_nothing(
@@ -44,8 +70,10 @@ def test_redis_flushall_loses_nothing(
     for role in ("relay", "project", "reconcile"):
         system.start(role)
     accepted = system.submit(tenant, scale(50, 500), duration=0.05)
-    time.sleep(1.5)  # published, queued, no worker yet
+    # Every run is published and waiting in the broker (no worker yet) when it is flushed.
+    wait_until(lambda: system.queued() == len(accepted), timeout=60, message="every run queued")
     private_redis.flushall()
+    assert system.queued() == 0
     flushed_at = time.monotonic()
     system.start("worker")
     system.start("worker")
@@ -62,9 +90,13 @@ def test_redis_sigkill_with_runs_queued_and_running(
     for role in ("relay", "project", "reconcile", "worker", "worker"):
         system.start(role)
     accepted = system.submit(tenant, scale(40, 500), duration=0.5)
-    time.sleep(1.0)
+
+    def queued_and_running() -> bool:
+        return system.queued() > 0 and bool(system.started_by(tenant))
+
+    wait_until(queued_and_running, timeout=60, interval=0.02, message="runs both queued and running")
     private_redis.kill()
-    time.sleep(2.0)
+    time.sleep(2.0)  # the broker stays down a while: workers and the relay lose their connections
     private_redis.start()  # same port, AOF on: whatever it had synced comes back
     back_at = time.monotonic()
     system.wait_all_terminal(tenant, timeout=90)
