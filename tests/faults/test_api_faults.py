@@ -19,7 +19,7 @@ from orchestrator.api.app import create_app
 from orchestrator.store import keys
 from orchestrator.store.schema import events, outbox
 from tests.faults.harness import FaultSystem, check_invariant, scale
-from tests.services import free_port, wait_until
+from tests.services import exceeds, free_port, wait_until
 
 MakeSystem = Callable[..., FaultSystem]
 
@@ -41,7 +41,8 @@ def test_api_sigkilled_during_submissions_makes_no_duplicates(make_system: MakeS
 
     def submit(idem: str) -> None:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10) as client:
-            for _ in range(200):  # a client that retries until it gets an answer, with the same key
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:  # a client that retries until answered, with the same key
                 try:
                     response = client.post(
                         "/v1/runs", json={"kind": "sleep"}, headers={"Idempotency-Key": idem}
@@ -57,15 +58,29 @@ def test_api_sigkilled_during_submissions_makes_no_duplicates(make_system: MakeS
                 time.sleep(0.2)
             raise AssertionError("submission never accepted")
 
-    kills = scale(4, 10)
+    rng = random.Random(5)
+    kills = 0
     with ThreadPoolExecutor(max_workers=8) as pool:
         futures = [pool.submit(submit, idem) for idem in idempotency_keys]
-        for _ in range(kills):
-            time.sleep(random.uniform(0.5, 1.5))
+        while kills < scale(3, 10):
+            # Kill an API that is serving, not one still importing: once it has accepted a few more
+            # submissions, at a random moment while 8 clients have requests in flight.
+            accepted_before = len(results)
+            wait_until(
+                exceeds(results.__len__, min(total - 1, accepted_before + 9)),
+                timeout=120,
+                message="the API accepting submissions",
+            )
+            if len(results) == total:
+                break
+            time.sleep(rng.uniform(0.0, 0.1))
             api.kill()
+            kills += 1
             api = system.start("serve")
         for future in futures:
             future.result()
+    print(f"\nAPI SIGKILLed {kills} times during {total} submissions")
+    assert kills >= 3, "the API was killed while submissions were in flight"
     assert len(results) == total
     accepted = {uuid.UUID(run_id) for run_id in results.values()}
     assert len(accepted) == total, "one run per Idempotency-Key"
@@ -108,6 +123,7 @@ def test_cancels_racing_completion_end_each_run_once(make_system: MakeSystem, te
     app = create_app(system.settings, system.engine)
     headers = {"Authorization": f"Bearer {key}"}
     count = scale(40, 1000)
+    rng = random.Random(16)
     statuses: Counter[int] = Counter()
     with TestClient(app) as client:
         run_ids = [
@@ -123,7 +139,8 @@ def test_cancels_racing_completion_end_each_run_once(make_system: MakeSystem, te
             # The run completes about `duration` after it starts (plus a few ms of writes): aim the
             # cancel at that moment, spread a few ms either side, so both orders happen.
             started = wait_until(lambda: _started_at(system, run_id), timeout=scale(60, 600), interval=0.002)
-            target = started + 0.3 + random.uniform(-0.01, 0.02)
+            assert started is not None
+            target = started + 0.3 + rng.uniform(-0.01, 0.02)
             time.sleep(max(0.0, target - time.time()))
             statuses[client.post(f"/v1/runs/{run_id}/cancel", headers=headers).status_code] += 1
 
