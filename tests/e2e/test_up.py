@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,57 +12,23 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.system import Up, user_env
 from tests.services import free_port, wait_until
 
 pytestmark = pytest.mark.slow
 
 
-class Up:
-    def __init__(self, data_dir: Path, port: int) -> None:
-        self.data_dir, self.port = data_dir, port
-        self.url = f"http://127.0.0.1:{port}"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
-        self.proc: subprocess.Popen[str] | None = None
-        self.log = data_dir.parent / "up.log"
-
-    def start(self) -> str:
-        """Start and return the development key (the last line `up` prints on stdout)."""
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "orchestrator.cli",
-                "up",
-                "--data-dir",
-                str(self.data_dir),
-                "--port",
-                str(self.port),
-            ],
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=self.log.open("a"),
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().strip()
-        assert line.startswith("orch_"), f"no key printed; log:\n{self.log.read_text()[-3000:]}"
-        return line
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=60)
-
-
 @pytest.fixture()
-def up(tmp_path: Path) -> Iterator[Up]:
-    system = Up(tmp_path / "data", free_port())
+def up(data_root: Path) -> Iterator[Up]:
+    system = Up(data_root / "data", free_port())
     yield system
     system.stop()
 
 
 def test_up_runs_200_sleep_runs_and_keeps_them_across_a_restart(up: Up) -> None:
     key = up.start()
+    url_file = up.data_dir / "api-url"
+    assert url_file.read_text().strip() == up.url, "up records where it serves, for the runs commands"
     headers = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=up.url, headers=headers, timeout=30) as client:
         started = time.monotonic()
@@ -75,7 +39,7 @@ def test_up_runs_200_sleep_runs_and_keeps_them_across_a_restart(up: Up) -> None:
             ids.append(response.json()["id"])
 
         def all_succeeded() -> bool:
-            statuses = []
+            statuses: list[str] = []
             cursor = None
             while True:
                 params: dict[str, str | int] = {"limit": 100, "status": "succeeded"}
@@ -106,10 +70,8 @@ def test_up_runs_200_sleep_runs_and_keeps_them_across_a_restart(up: Up) -> None:
             "runs",
             "watch",
             ids[0],
-            "--url",
-            up.url,
-            "--key",
-            key,
+            "--data-dir",
+            str(up.data_dir),
             "--json",
         ],
         env=up.env,
@@ -123,7 +85,9 @@ def test_up_runs_200_sleep_runs_and_keeps_them_across_a_restart(up: Up) -> None:
         "RunStarted",
         "RunSucceeded",
     ]
+    assert f"data folder: {up.data_dir.resolve()}" in watch.stderr, "URL and key came from the data folder"
     up.stop()
+    assert not url_file.exists(), "a clean stop removes the recorded URL"
 
     assert up.start() == key, "the development key survives a restart"
     with httpx.Client(base_url=up.url, headers=headers, timeout=30) as client:
@@ -144,8 +108,8 @@ def test_up_runs_200_sleep_runs_and_keeps_them_across_a_restart(up: Up) -> None:
         assert total == 200
 
 
-def test_keys_create_prints_the_key_alone_on_the_last_line(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
+def test_keys_create_prints_the_key_alone_on_the_last_line(data_root: Path) -> None:
+    env = user_env()
     result = subprocess.run(
         [
             sys.executable,
@@ -156,7 +120,7 @@ def test_keys_create_prints_the_key_alone_on_the_last_line(tmp_path: Path) -> No
             "--tenant",
             "acme",
             "--data-dir",
-            str(tmp_path / "d"),
+            str(data_root / "d"),
         ],
         env=env,
         capture_output=True,
@@ -166,3 +130,4 @@ def test_keys_create_prints_the_key_alone_on_the_last_line(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[-1].startswith("orch_")
+    assert f"data folder: {(data_root / 'd').resolve()}" in result.stderr
