@@ -59,12 +59,15 @@ def announce_data_dir(settings: Settings) -> None:
 
 
 def resolved_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
-    from orchestrator.processes import embedded
+    from orchestrator.processes import embedded, stale
 
     settings = cli_settings(data_dir, **overrides)
     configure_logging(settings.log_level)
     announce_data_dir(settings)
-    resolved, _services = embedded.resolve(settings)
+    try:
+        resolved, _services = embedded.resolve(settings)
+    except stale.StaleServerError as exc:
+        raise CliError(str(exc)) from None
     return resolved
 
 

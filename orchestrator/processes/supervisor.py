@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from orchestrator.processes import embedded
+from orchestrator.processes import embedded, stale
 from orchestrator.settings import Settings
 from orchestrator.store import keys
 from orchestrator.store.engine import make_engine
@@ -124,26 +124,33 @@ def _supervise(children: dict[str, _Child], env: dict[str, str], stop: _StopRequ
     while not stop.requested:
         now = time.monotonic()
         for child in children.values():
-            if child.restart_at is None and child.proc.poll() is not None:
-                lived = now - child.started
-                delay = child.policy.delay_after(lived)
-                code = child.proc.returncode
-                if delay is None:
-                    console.print(
-                        f"[red]{child.role} died {child.policy.quick_deaths} times in a row within "
-                        f"{child.policy.quick_seconds:g}s of starting (last exit code {code}); giving up, "
-                        "see its log above[/red]"
-                    )
-                    return 1
-                console.print(
-                    f"[yellow]{child.role} exited ({code}) after {lived:.1f}s; restarting in {delay:g}s"
-                )
-                child.restart_at = now + delay
+            exited = child.restart_at is None and child.proc.poll() is not None
+            if exited and not _plan_restart(child, now, console):
+                return 1
             if child.restart_at is not None and now >= child.restart_at:
                 child.proc, child.started, child.restart_at = _spawn(child.role, env), now, None
         time.sleep(0.2)
     console.print("stopping ...")
     return 0
+
+
+def _plan_restart(child: _Child, now: float, console: Console) -> bool:
+    """Set when a child that exited starts again; False when its policy gives up on it."""
+    lived = now - child.started
+    delay = child.policy.delay_after(lived)
+    code = child.proc.returncode
+    if delay is None:
+        console.print(
+            f"[red]{child.role} died {child.policy.quick_deaths} times in a row within "
+            f"{child.policy.quick_seconds:g}s of starting (last exit code {code}); giving up, "
+            "see its log above[/red]"
+        )
+        return False
+    console.print(
+        f"[yellow]{child.role} exited ({code}) after {lived:.1f}s; restarting in {delay:g}s[/yellow]"
+    )
+    child.restart_at = now + delay
+    return True
 
 
 def _stop(children: dict[str, _Child], grace: float) -> None:
@@ -196,7 +203,11 @@ def up(settings: Settings) -> int:
         console.print(f"[red]orchestrator up: {problem}[/red]")
         return 1
     data_dir.mkdir(parents=True, exist_ok=True)
-    resolved, services = embedded.resolve(settings)
+    try:
+        resolved, services = embedded.resolve(settings)
+    except stale.StaleServerError as exc:
+        console.print(f"orchestrator up: {exc}", markup=False, highlight=False)
+        return 1
     children: dict[str, _Child] = {}
     url = api_url(resolved.host, resolved.port)
     url_file = data_dir / URL_FILE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.e2e.system import Up, user_env
@@ -106,6 +108,30 @@ def test_up_runs_200_sleep_runs_and_keeps_them_across_a_restart(up: Up) -> None:
             if not cursor:
                 break
         assert total == 200
+
+
+def test_a_role_that_keeps_dying_right_away_is_backed_off_then_given_up(up: Up) -> None:
+    up.start()
+    assert up.proc is not None
+    root = psutil.Process(up.proc.pid)
+    kills: list[float] = []
+    deadline = time.monotonic() + 90
+    while up.proc.poll() is None:
+        assert time.monotonic() < deadline, f"up still restarting its relay; log:\n{up.tail()}"
+        for child in root.children():
+            try:
+                if child.cmdline()[-1:] == ["relay"] and child.status() != psutil.STATUS_ZOMBIE:
+                    child.kill()
+                    kills.append(time.monotonic())
+            except psutil.NoSuchProcess:
+                continue
+        time.sleep(0.02)
+    assert up.proc.returncode == 1
+    assert len(kills) == 5, "killed right after each start until up gave up"
+    pauses = [later - earlier for earlier, later in itertools.pairwise(kills)]
+    assert all(pause >= expected for pause, expected in zip(pauses, (1, 2, 4, 8), strict=True)), pauses
+    assert "relay died 5 times in a row" in up.tail()
+    assert not (up.data_dir / "api-url").exists()
 
 
 def test_keys_create_prints_the_key_alone_on_the_last_line(data_root: Path) -> None:
