@@ -1,7 +1,6 @@
-"""What the contract suites share: the seed documents, and runs driven into any state.
+"""What the contract suites share: runs driven into any state through the write path.
 
-Expectations come from the documents themselves (read at run time from the shared seeds folder beside
-the repository), so a field renamed on either side fails a test instead of drifting silently.
+What the surfaces must look like comes from their descriptions in `surfaces/`, not from here.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -33,19 +31,13 @@ from orchestrator.projections import runner
 from orchestrator.services import Outcome, RunService, SubmitRequest
 from orchestrator.settings import Settings
 from orchestrator.store import outbox
-from orchestrator.store.events import append
+from orchestrator.store.events import append, head_position
 from orchestrator.store.schema import outbox as outbox_table
 from schemas.jobs import JOB_KINDS
 from schemas.runs import ErrorCode
 
-SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
-
 # Every state `Runs.make` can reach; "retrying" is running with a retry scheduled.
 STATES = ("pending", "running", "retrying", "succeeded", "failed", "canceled")
-
-
-def seed(name: str) -> str:
-    return (SEEDS / name).read_text(encoding="utf-8")
 
 
 class Runs:
@@ -82,9 +74,7 @@ class Runs:
         dispatch nobody started; a thousand idle runs would crowd out the dispatches other suites wait on.
         """
         with ThreadPoolExecutor(max_workers=8) as pool:
-            for outcome in pool.map(
-                lambda r: self.service.execute(r, lambda _s: Cancel(reason="test")), run_ids
-            ):
+            for outcome in pool.map(lambda r: self.service.execute(r, Cancel(reason="test")), run_ids):
                 self._seen(outcome)
 
     def make(
@@ -103,13 +93,13 @@ class Runs:
         assert state in STATES, state
         run_id = self.submit(tenant, kind, attributes)
         if state == "canceled":
-            self._seen(self.service.execute(run_id, lambda _s: Cancel(reason="test")))
+            self._seen(self.service.execute(run_id, Cancel(reason="test")))
             return run_id
         if state == "pending":
             return run_id
-        self._seen(self.service.execute(run_id, lambda _s: StartAttempt(1, "contract-test")))
+        self._seen(self.service.execute(run_id, StartAttempt(1, "contract-test")))
         if counts:
-            self._seen(self.service.execute(run_id, lambda _s: ReportProgress(1, 1, counts=counts)))
+            self._seen(self.service.execute(run_id, ReportProgress(1, 1, counts=counts)))
         retry_at = self.service.next_retry_at(1)
         finish: Command | None = {
             "running": None,
@@ -118,7 +108,7 @@ class Runs:
             "failed": Fail(1, error_code, f"failed with {error_code.value}"),
         }[state]
         if finish is not None:
-            self._seen(self.service.execute(run_id, lambda _s: finish))
+            self._seen(self.service.execute(run_id, finish))
         return run_id
 
     def never_dispatched(self, tenant: str, kind: str, attributes: dict[str, Any] | None = None) -> UUID:
@@ -153,5 +143,8 @@ class Runs:
             time.sleep(0.05)
 
     def settle(self, timeout: float = 20.0) -> None:
-        """Until the projection shows every write made so far (the `system` fixture's projector)."""
-        assert runner.wait_for(self.engine, self.position, timeout), "projection did not catch up"
+        """Until the projection shows every write made so far (the `system` fixture's projector), the
+        API's too: lists read the projection, which trails the log, and only a get folds the stream."""
+        with self.engine.connect() as conn:
+            position = max(self.position, head_position(conn))
+        assert runner.wait_for(self.engine, position, timeout), "projection did not catch up"

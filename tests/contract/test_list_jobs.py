@@ -1,13 +1,13 @@
-"""Contract: POST /v1/list-jobs against its reference page (seed 003) and the seeds README's names."""
+"""Contract: POST /v1/list-jobs against its description (surfaces/list_jobs.json): the reference page, and
+the request names the seeds README fixes where the page names none.
+"""
 
 from __future__ import annotations
 
 import base64
-import json
-import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -16,71 +16,49 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from orchestrator.api.app import create_app
-from orchestrator.settings import Settings
 from orchestrator.store.schema import runs as runs_table
-from tests.contract.helpers import STATES, Runs, seed
+from tests.contract import surfaces
+from tests.contract.helpers import STATES, Runs
 
 pytestmark = pytest.mark.usefixtures("system")
 
-URL = "/v1/list-jobs"
 KINDS = ("corpus_rebuild_vector_index", "corpus_replace_filter_attrs")
-DOC = seed("003_8f95203228e0fcfe.txt")
-NAMES_NOTE = seed("README.md").split("**list-jobs request names.**", 1)[1].split("\n- ", 1)[0]
+LIST = surfaces.operation("list_jobs", "list_jobs")
+URL = LIST["path"]
+OBJECTS = surfaces.objects("list_jobs")
+FILTERS = OBJECTS[LIST["body"]]
+REPLY = OBJECTS[LIST["response"]]
+STATUS = OBJECTS[REPLY["status"]["items"]["ref"]]
+JOB = OBJECTS[REPLY["job"]["items"]["ref"]]
+JOB_TYPES = JOB["type"]["enum"]
+JOB_STATES = JOB["state"]["enum"]
+CODES = STATUS["code"]["enum"]
+MAX_RESULTS = FILTERS["numResults"]["maximum"]
+MAX_DAYS = FILTERS["epochSecs"]["maxAgeDays"]
+REQUIRED_JOB_FIELDS = surfaces.required(JOB)  # the ts* "Not set" ones may be absent
 DAY = 86_400
 DEFAULT_RESULTS = 20  # the page names no default for numResults; 20 is ours
 
 
-def _unique(found: list[str]) -> list[str]:
-    return list(dict.fromkeys(found))
-
-
-JOB_TYPES = _unique(re.findall(r"\bJOB__\w+", DOC))
-JOB_STATES = _unique(re.findall(r"\bJOB_STATE__\w+", DOC))
-CODES = re.findall(
-    r"(?:\[|, )([A-Z][A-Z0-9_]+)", DOC.split("status object[]", 1)[1].split("Default value")[0]
-)
-EXAMPLE = json.JSONDecoder().raw_decode(DOC[DOC.index('{\n"status"') :])[0]
-FILTERS = re.findall(r"`(\w+)` \(", NAMES_NOTE)
-MAX_RESULTS = int(re.search(r"Maximum results to return\. Max allowed value is (\d+)", DOC)[1])  # type: ignore[index]
-MAX_DAYS = int(re.search(r"Max allowed value is (\d+) days ago", DOC)[1])  # type: ignore[index]
-REQUIRED_JOB_FIELDS = {"id", "type", "corpusId", "state", "tsCreate"}  # the ts* "Not set" ones may be absent
-
-
-def test_the_document_parses_as_expected() -> None:
+def test_the_description_is_whole() -> None:
     assert len(JOB_TYPES) == 3 and len(JOB_STATES) == 7 and len(CODES) > 100
     assert {"OK", "INVALID_ARGUMENT", "UNAUTHENTICATED", "NOT_FOUND", "UNAVAILABLE"} <= set(CODES)
-    assert set(EXAMPLE) == {"status", "job", "pageKey"} and set(EXAMPLE["status"][0]) == {
-        "code",
-        "statusDetail",
-    }
-    assert set(EXAMPLE["job"][0]) > REQUIRED_JOB_FIELDS
-    assert FILTERS == ["jobId", "corpusId", "epochSecs", "state", "numResults", "pageKey"]
+    assert set(REPLY) == {"status", "job", "pageKey"} and set(STATUS) == {"code", "statusDetail"}
+    assert set(JOB) > REQUIRED_JOB_FIELDS == {"id", "type", "corpusId", "state", "tsCreate"}
+    assert list(FILTERS) == ["jobId", "corpusId", "epochSecs", "state", "numResults", "pageKey"]
+    assert FILTERS["state"]["items"]["enum"] == JOB_STATES
+    assert FILTERS["state"]["default"] == ["JOB_STATE__QUEUED", "JOB_STATE__STARTED"]
     assert (MAX_RESULTS, MAX_DAYS) == (100, 180)
-
-
-@pytest.fixture(scope="module")
-def runs(engine: Engine, settings: Settings) -> Runs:
-    return Runs(engine, settings)
-
-
-@pytest.fixture(scope="module")
-def client(runs: Runs, engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(runs.settings, engine)) as c:
-        yield c
 
 
 def post(client: TestClient, auth: dict[str, str], body: Any) -> dict[str, Any]:
     response = client.post(URL, json=body, headers=auth)
     assert response.status_code == 200, response.text
     reply: dict[str, Any] = response.json()
-    assert set(reply) <= set(EXAMPLE) and reply["status"] == [{"code": "OK", "statusDetail": ""}]
+    surfaces.check_object(reply, REPLY)
+    assert reply["status"] == [{"code": "OK", "statusDetail": ""}]
     for job in reply["job"]:
-        assert REQUIRED_JOB_FIELDS <= set(job) <= set(EXAMPLE["job"][0]), job
-        assert job["type"] in JOB_TYPES and job["state"] in JOB_STATES
-        assert all(isinstance(c, int) for c in job["corpusId"]) and isinstance(job["id"], str)
-        for stamp in ("tsCreate", "tsStart", "tsComplete"):
-            assert stamp not in job or re.fullmatch(r"\d+", job[stamp]), (stamp, job)
+        surfaces.check_object(job, JOB)
     return reply
 
 
@@ -89,9 +67,9 @@ def rejected(client: TestClient, auth: dict[str, str], status: int = 400, **kw: 
     response = client.post(URL, headers=auth, **kw)
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"status", "job"} and body["job"] == []
+    assert set(body) == surfaces.required(REPLY) and body["job"] == []
     [entry] = body["status"]
-    assert entry["code"] in CODES
+    surfaces.check_object(entry, STATUS)
     assert entry["code"] == {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED"}[status]
     return str(entry["statusDetail"])
 
@@ -159,7 +137,7 @@ def test_filters_default_to_queued_and_started_and_are_anded(
 
 def test_invalid_arguments_are_400_in_the_surface_shape(client: TestClient, auth: dict[str, str]) -> None:
     too_old = int(time.time()) - (MAX_DAYS + 1) * DAY
-    assert "180 days" in rejected(client, auth, json={"epochSecs": too_old})
+    assert f"{MAX_DAYS} days" in rejected(client, auth, json={"epochSecs": too_old})
     bodies: list[Any] = [
         {"numResults": 0},
         {"numResults": MAX_RESULTS + 1},

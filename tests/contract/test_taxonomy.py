@@ -1,12 +1,8 @@
-"""Contract: GET/POST /v1/taxonomy/runs against its reference page (seed 000), field for field."""
+"""Contract: GET/POST /v1/taxonomy/runs against its description (surfaces/taxonomy.json), field for field."""
 
 from __future__ import annotations
 
-import re
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -14,90 +10,38 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from orchestrator.api.app import create_app
-from orchestrator.settings import Settings
 from orchestrator.store import keys
 from schemas.runs import ErrorCode
-from tests.contract.helpers import Runs, seed
+from tests.contract import surfaces
+from tests.contract.helpers import Runs
 
 pytestmark = pytest.mark.usefixtures("system")
 
 KIND = "taxonomy_build"
-URL = "/v1/taxonomy/runs"
+LIST = surfaces.operation("taxonomy", "list_runs")
+URL = LIST["path"]
+QUERY = LIST["query"]
+RUN_LIST = surfaces.objects("taxonomy")[LIST["response"]]
+RUN = surfaces.objects("taxonomy")[RUN_LIST["data"]["items"]["ref"]]
+STATUSES = RUN["status"]["enum"]
+ERROR_CODES = RUN["error_code"]["enum"]
+# Not in the document: how many runs an unbounded listing returns is ours.
+DEFAULT_LIMIT = 50
 
 
-@dataclass
-class DocField:
-    name: str
-    type: str
-    optional: bool
-    formats: list[str] = field(default_factory=list)
-    enum: list[str] = field(default_factory=list)
-    bounds: dict[str, int] = field(default_factory=dict)
-
-
-def _parse(section: str) -> dict[str, DocField]:
-    """`name: [optional ]type` lines, then `formatX`, `minimumN`/`maxLengthN`, and quoted enum values."""
-    fields: dict[str, DocField] = {}
-    current: DocField | None = None
-    for line in (raw.strip() for raw in section.splitlines()):
-        if m := re.fullmatch(r"(\w+): (optional )?(.+)", line):
-            current = fields[m[1]] = DocField(m[1], m[3], bool(m[2]))
-        elif current and (m := re.fullmatch(r"format([\w-]+)", line)):
-            current.formats.append(m[1])
-        elif current and (m := re.fullmatch(r"(minimum|maximum|minLength|maxLength)(\d+)", line)):
-            current.bounds[m[1]] = int(m[2])
-        elif current and (m := re.fullmatch(r'"(\w+)"', line)):
-            current.enum.append(m[1])
-    return fields
-
-
-DOC = seed("000_5608b2957fa3630a.txt")
-QUERY = _parse(DOC.split("Query ParametersExpand", 1)[1].split("ReturnsExpand", 1)[0])
-RUN = _parse(DOC.split("ReturnsExpand", 1)[1].split("List taxonomy runs", 1)[0])
-ENVELOPE = RUN.pop("data")
-
-
-def test_the_document_parses_as_expected() -> None:
-    # "Run { id, cluster_count, created_at, 16 more }": the parser must have found all 19.
-    shown = re.search(r"Run \{ (.+), (\d+) more \}", ENVELOPE.type)
-    assert shown is not None and len(RUN) == len(shown[1].split(", ")) + int(shown[2])
-    assert {"tenant_id", "field_id", "source_type", "source_id", "limit"} == set(QUERY)
-    assert RUN["status"].enum and RUN["error_code"].enum
+def test_the_description_is_whole() -> None:
+    # The page's "Run { id, cluster_count, created_at, 16 more }": 19 fields, 12 of them always there.
+    assert len(RUN) == 19 and len(surfaces.required(RUN)) == 12
+    assert set(QUERY) == {"tenant_id", "field_id", "source_type", "source_id", "limit"}
+    assert len(STATUSES) == len(ERROR_CODES) == 5
+    transitions = surfaces.load("taxonomy")["transitions"]
+    assert set(transitions) | {s for targets in transitions.values() for s in targets} == set(STATUSES)
 
 
 def check_documented_shape(run: dict[str, Any]) -> None:
-    """Every required field present, nothing undocumented, each value of its documented type."""
-    assert set(run) <= set(RUN), set(run) - set(RUN)
-    for name, spec in RUN.items():
-        if name not in run:
-            assert spec.optional, f"required field {name} missing"
-            continue
-        value = run[name]
-        assert value is not None, f"{name} is null; absent fields must be absent"
-        if spec.enum:
-            assert value in spec.enum, (name, value)
-        elif spec.type.endswith("number"):
-            assert isinstance(value, int) and not isinstance(value, bool), (name, value)
-        elif spec.type.startswith("map"):
-            assert isinstance(value, dict), (name, value)
-        else:
-            assert isinstance(value, str), (name, value)
-        if "uuid" in spec.formats:
-            UUID(value)
-        if "date-time" in spec.formats:
-            assert datetime.fromisoformat(value).utcoffset() is not None, (name, value)
-
-
-@pytest.fixture(scope="module")
-def runs(engine: Engine, settings: Settings) -> Runs:
-    return Runs(engine, settings)
-
-
-@pytest.fixture(scope="module")
-def client(runs: Runs, engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(runs.settings, engine)) as c:
-        yield c
+    """Every required field present, nothing undocumented, each value of its documented type and format;
+    the page never shows null, so a field that does not apply is absent."""
+    surfaces.check_object(run, RUN)
 
 
 def attrs(field_id: str = "f1", source_type: str = "crm", source_id: str = "", **more: Any) -> dict[str, Any]:
@@ -107,7 +51,7 @@ def attrs(field_id: str = "f1", source_type: str = "crm", source_id: str = "", *
 def listing(client: TestClient, auth: dict[str, str], **query: Any) -> list[dict[str, Any]]:
     response = client.get(URL, params=query, headers=auth)
     assert response.status_code == 200, response.text
-    assert set(response.json()) == {"data"}
+    assert set(response.json()) == set(RUN_LIST) == {"data"}
     return response.json()["data"]  # type: ignore[no-any-return]
 
 
@@ -120,15 +64,15 @@ def test_every_status_and_error_code_with_documented_fields(
     made["canceled"] = runs.make(tenant, KIND, "canceled", attributes=attrs())
     failed = {
         code: runs.make(tenant, KIND, "failed", attributes=attrs(), error_code=ErrorCode(code))
-        for code in RUN["error_code"].enum
+        for code in ERROR_CODES
     }
     runs.settle()
     by_id = {UUID(r["id"]): r for r in listing(client, auth, tenant_id=tenant)}
     for run in by_id.values():
         check_documented_shape(run)
         assert run["tenant_id"] == tenant and "params" in run
-    assert {r["status"] for r in by_id.values()} == set(RUN["status"].enum)
-    assert {by_id[i]["error_code"] for i in failed.values()} == set(RUN["error_code"].enum)
+    assert {r["status"] for r in by_id.values()} == set(STATUSES)
+    assert {by_id[i]["error_code"] for i in failed.values()} == set(ERROR_CODES)
     for code, run_id in failed.items():
         assert by_id[run_id]["error"] == f"failed with {code}"
     pending, running = by_id[made["pending"]], by_id[made["running"]]
@@ -191,19 +135,20 @@ def test_limit_default_and_documented_bounds(
 ) -> None:
     runs.submit_many(tenant, KIND, [attrs(source_id=f"s{i}") for i in range(51)])
     runs.settle()
-    assert len(listing(client, auth, tenant_id=tenant)) == 50
-    limit = QUERY["limit"].bounds
+    assert len(listing(client, auth, tenant_id=tenant)) == DEFAULT_LIMIT
+    limit = QUERY["limit"]
     assert len(listing(client, auth, tenant_id=tenant, limit=limit["maximum"])) == 51
     assert len(listing(client, auth, tenant_id=tenant, limit=limit["minimum"])) == 1
-    too_long = QUERY["tenant_id"].bounds["maxLength"] + 1
+    assert limit["maximum"] > DEFAULT_LIMIT  # so the listing of 51 below can see all of them
+    too_long = QUERY["tenant_id"]["maxLength"] + 1
     rejected: list[dict[str, Any]] = [
         {"tenant_id": tenant, "limit": limit["minimum"] - 1},
         {"tenant_id": tenant, "limit": limit["maximum"] + 1},
         {},
-        {"tenant_id": ""},
+        {"tenant_id": "t" * (QUERY["tenant_id"]["minLength"] - 1)},
         {"tenant_id": "t" * too_long},
         *(
-            {"tenant_id": tenant, name: "x" * (QUERY[name].bounds["maxLength"] + 1)}
+            {"tenant_id": tenant, name: "x" * (QUERY[name]["maxLength"] + 1)}
             for name in ("field_id", "source_type", "source_id")
         ),
     ]
@@ -231,7 +176,7 @@ def test_a_tenant_not_granted_is_a_404_like_a_missing_run(
 
 
 def test_post_records_the_attributes_and_returns_the_run(
-    client: TestClient, make_key: Callable[[str], str], auth: dict[str, str], tenant: str
+    client: TestClient, runs: Runs, auth: dict[str, str], tenant: str
 ) -> None:
     body = {**attrs(source_id="src-9", field_label="Region"), "tenant_id": tenant, "params": {"k": 8}}
     response = client.post(URL, json=body, headers=auth)
@@ -245,6 +190,7 @@ def test_post_records_the_attributes_and_returns_the_run(
         "source_id": "src-9",
         "field_label": "Region",
     }
+    runs.settle()
     assert listing(client, auth, tenant_id=tenant) == [created]
     without_field = {k: v for k, v in body.items() if k != "field_id"}
     for bad in ({**body, "extra": 1}, {**body, "tenant_id": ""}, without_field):
