@@ -7,11 +7,12 @@ import json
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
-from orchestrator.cli.api_client import DEFAULT_URL, resolve_target
+from orchestrator.cli.api_client import DEFAULT_URL, Api, resolve_target
 from orchestrator.cli.common import EXIT_CANNOT, CliError
 from orchestrator.cli.output import print_table
 from orchestrator.cli.watch import Backoff, event_line, sse_events
@@ -124,3 +125,12 @@ def test_watch_gives_up_after_the_limit_and_any_event_resets_the_count() -> None
     assert backoff.next_delay() is None
     backoff.succeeded()
     assert backoff.next_delay() == 0.5
+
+
+def test_a_timeout_and_a_refused_connection_say_what_to_check(tmp_path: Path) -> None:
+    target = resolve_target("http://127.0.0.1:1", "orch_k", tmp_path)
+    with Api(target, timeout=7) as api:
+        slow = api.unreachable(httpx.ReadTimeout("timed out"))
+        refused = api.unreachable(httpx.ConnectError("[Errno 111] Connection refused"))
+    assert "did not answer within 7s" in str(slow) and "http://127.0.0.1:1" in str(slow)
+    assert "Connection refused" in str(refused) and "--url" in str(refused)
