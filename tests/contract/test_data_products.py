@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from orchestrator.api.app import create_app
-from orchestrator.domain.commands import Command, FinishStep, RecordUsage, StartAttempt, StartStep, Succeed
+from orchestrator.domain.commands import FinishStep, RecordUsage, StartAttempt, StartStep, Succeed
 from orchestrator.projections import runner
 from orchestrator.services import RunService, SubmitRequest
 from orchestrator.settings import Settings
@@ -85,10 +85,6 @@ def idle_service(engine: Engine, idle_settings: Settings) -> RunService:
     return RunService(engine, idle_settings)
 
 
-def constant(command: Command) -> Command:
-    return command
-
-
 def create(client: TestClient, auth: dict[str, str], **body: Any) -> dict[str, Any]:
     response = client.post(RUNS, json={"taskName": "sleep", "context": {"duration": 1}, **body}, headers=auth)
     assert response.status_code == 200, response.text
@@ -154,7 +150,7 @@ def test_a_fully_recorded_run_has_every_field_of_the_document(
         RecordUsage(1, 10, 2, 0, 0, "0.003"),
         Succeed(1, {"outcome": outcome}),
     ):
-        last = idle_service.execute(run_id, constant(command))
+        last = idle_service.execute(run_id, command)
     settle(engine, last.position)
 
     detail = client.get(f"{RUNS}/{run_id}", headers=auth).json()

@@ -24,8 +24,8 @@ from orchestrator.api.sse import RunEventStream
 from orchestrator.services import RunService, SubmitRequest
 from orchestrator.settings import Settings
 from orchestrator.store.events import RecordedEvent, read_stream
-from tests.conftest import System, settings_env
-from tests.services import free_port, wait_until
+from tests.conftest import System
+from tests.services import free_port, settings_env, wait_until
 
 BASE = "/api/v1/data-products"
 MAX_STREAMS = 22  # per-key cap stays at its default of 20, so both caps can be reached with 23 streams

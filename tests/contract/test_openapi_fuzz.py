@@ -43,7 +43,6 @@ from sqlalchemy.engine import Engine
 from orchestrator.api.app import create_app
 from orchestrator.domain.commands import (
     Cancel,
-    Command,
     FinishStep,
     RecordUsage,
     StartAttempt,
@@ -51,7 +50,6 @@ from orchestrator.domain.commands import (
     Succeed,
 )
 from orchestrator.domain.errors import DomainError
-from orchestrator.domain.state import RunState
 from orchestrator.services import SubmitRequest
 from orchestrator.settings import Settings
 from orchestrator.store.schema import events
@@ -75,10 +73,6 @@ class Seeded:
     key: str
     runs: list[str] = field(default_factory=list)  # every seeded run
     finished: list[str] = field(default_factory=list)  # the ones whose stream ends at once
-
-
-def _constant(command: Command) -> Callable[[RunState], Command]:
-    return lambda _state: command
 
 
 def _seed(runs: Runs, tenant: str) -> tuple[list[UUID], list[UUID]]:
@@ -116,7 +110,7 @@ def _seed(runs: Runs, tenant: str) -> tuple[list[UUID], list[UUID]]:
         RecordUsage(1, 100, 20, 5, 1, "0.0012"),
         Succeed(1, {"outcome": {"summary": "done"}}),
     ):
-        outcomes.append(runs.service.execute(parent, _constant(command)))
+        outcomes.append(runs.service.execute(parent, command))
     runs.position = max(runs.position, *(outcome.position for outcome in outcomes))
     finished.append(parent)
     live.append(outcomes[0].run_id)
@@ -150,7 +144,7 @@ def seeded(settings: Settings, engine: Engine, make_key: Callable[[str], str]) -
     # keep re-publishing dispatches nobody will ever start.
     for run_id in _unfinished(engine, tenant):
         with contextlib.suppress(DomainError):
-            runs.service.execute(run_id, _constant(Cancel(reason="fuzz")))
+            runs.service.execute(run_id, Cancel(reason="fuzz"))
     if CASES:
         total = sum(sum(statuses.values()) for statuses in CASES.values())
         print(f"\nschemathesis: {total} cases in {len(CASES)} operations")
