@@ -57,7 +57,6 @@ class Settings(BaseSettings):
         default=1, ge=1, le=10, description="Fault drills: publish each message N times."
     )
     projector_poll_seconds: float = Field(default=1.0, gt=0)
-    read_your_writes_seconds: float = Field(default=2.0, ge=0)
 
     queue_prefix: str = Field(default="orch", pattern=r"^[a-zA-Z0-9_.-]{1,64}$")
     worker_concurrency: int = Field(default=4, ge=1, le=256)
