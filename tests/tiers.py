@@ -1,0 +1,93 @@
+"""`make test`: every tier in the time of the slowest, not of all of them added up.
+
+The unit tier runs first, with services forbidden; it fails in seconds. Then two pytest processes run
+at once: one runs the integration tier (one session database, broker and set of role processes) and
+then e2e (`orchestrator up` on embedded servers), the other the fault tier (each test on a database and
+a redis-server of its own). They share no database, queue or process, and both spend most of their
+time waiting on the processes they drive, which is why two streams fit on two cores; the split puts
+about as much time on each side. The fault stream's output is kept in a file and printed once the
+other stream is done, so the two do not interleave.
+
+Every tier must run tests: pytest's exit code 5 (nothing collected) fails the run like a failure does.
+With arguments (`make test ARGS="-k cancel"`) there are no tiers: one pytest run gets them as they are.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.services import NO_SERVICES
+
+PYTEST = [sys.executable, "-m", "pytest"]
+COUNTED = ("passed", "failed", "errors", "error", "skipped")
+
+
+def counts(output: str) -> dict[str, int]:
+    """The counts of pytest's closing line (`3 failed, 120 passed, 2 skipped in 61.2s`)."""
+    found: dict[str, int] = {}
+    lines = [line for line in output.splitlines() if re.search(r"\b(passed|failed|error|errors)\b", line)]
+    for number, word in re.findall(r"(\d+) (\w+)", lines[-1] if lines else ""):
+        if word in COUNTED:
+            key = "errors" if word == "error" else word
+            found[key] = found.get(key, 0) + int(number)
+    return found
+
+
+def run_streamed(name: str, args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run one pytest, echoing its output as it comes; returns its exit code and output."""
+    print(f"\n=== {name}: pytest {' '.join(args)}", flush=True)
+    proc = subprocess.Popen([*PYTEST, *args], env=env, stdout=subprocess.PIPE, text=True, bufsize=1)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        lines.append(line)
+    return proc.wait(), "".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if argv:
+        return subprocess.call([*PYTEST, *argv])
+    started = time.monotonic()
+    results: list[tuple[str, int, str]] = []
+    env = dict(os.environ)
+
+    code, output = run_streamed("unit", ["-m", "unit"], {**env, NO_SERVICES: "1"})
+    results.append(("unit", code, output))
+    if code == 0:
+        with tempfile.TemporaryDirectory(prefix="orch-tiers-") as tmp:
+            log_path = Path(tmp) / "faults.log"
+            with log_path.open("w") as log:
+                background = subprocess.Popen(
+                    [*PYTEST, "-m", "faults"], env=env, stdout=log, stderr=subprocess.STDOUT
+                )
+                print("\n=== faults: running alongside, output follows integration and e2e")
+                code, output = run_streamed("integration and e2e", ["-m", "integration or e2e"], env)
+                results.append(("integration and e2e", code, output))
+                background_code = background.wait()
+            background_output = log_path.read_text(errors="replace")
+        print("\n=== faults: pytest -m faults")
+        sys.stdout.write(background_output)
+        results.append(("faults", background_code, background_output))
+
+    total: dict[str, int] = {}
+    print(f"\n=== tiers, {time.monotonic() - started:.0f}s in all")
+    for name, code, output in results:
+        found = counts(output)
+        for key, value in found.items():
+            total[key] = total.get(key, 0) + value
+        verdict = "ok" if code == 0 else ("no tests ran" if code == 5 else f"exit code {code}")
+        print(f"{name}: {verdict} {found}")
+    failed = next((code for _, code, _ in results if code != 0), 0)
+    print(f"total: {total.get('passed', 0)} passed, {total.get('failed', 0) + total.get('errors', 0)} failed")
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
