@@ -83,14 +83,19 @@ class SubmitRequest:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a command did: the run's state after it, the events it appended (maybe none), and `position`,
-    the log position of the stream's newest event once it ran: the read-your-writes point for the caller."""
+    """What a command did: the run's state after it, the events it appended (maybe none), and the run's
+    whole stream as it stands after it, from which a caller answers without reading anything again."""
 
     run_id: UUID
     state: RunState
     recorded: list[RecordedEvent]
-    position: int
+    stream: list[RecordedEvent]
     created: bool = False
+
+    @property
+    def position(self) -> int:
+        """The log position of the stream's newest event: the read-your-writes point for the caller."""
+        return self.stream[-1].position
 
 
 def _validate_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -164,12 +169,12 @@ class RunService:
             metadata = _metadata(request.actor, request.tenant_id, command.root_id or run_id)
             recorded = append(conn, run_id, request.tenant_id, new_events, 0, metadata)
             outbox.enqueue(conn, run_id, request.tenant_id, 1, queue)
-            return Outcome(run_id, fold(new_events), recorded, recorded[-1].position, created=True)
+            return Outcome(run_id, fold(new_events), recorded, recorded, created=True)
 
     def _existing(self, conn: Connection, tenant_id: str, run_id: UUID) -> Outcome:
         recorded = read_stream(conn, run_id, tenant_id=tenant_id)
         state = fold(r.to_event() for r in recorded)
-        return Outcome(run_id, state, recorded[:1], recorded[-1].position, created=False)
+        return Outcome(run_id, state, recorded[:1], recorded, created=False)
 
     def _parent_state(self, conn: Connection, request: SubmitRequest) -> RunState:
         assert request.parent_id is not None
@@ -220,7 +225,7 @@ class RunService:
                 policy(self, conn, after, event)
         if after.status is not None and is_terminal(after.status):
             leases.release(conn, run_id)
-        return Outcome(run_id, after, recorded, (recorded or stored)[-1].position)
+        return Outcome(run_id, after, recorded, [*stored, *recorded])
 
     def queue_for(self, kind: str) -> str:
         job = JOB_KINDS.get(kind)

@@ -14,7 +14,7 @@ from orchestrator.api.deps import EngineDep, PrincipalDep, ServiceDep, SettingsD
 from orchestrator.api.errors import RESPONSES, responses
 from orchestrator.api.views import event_view, run_view
 from orchestrator.readmodel.paging import decode_position, encode_position, position_of
-from orchestrator.readmodel.runs import RunFilters, get_run, list_runs, run_events
+from orchestrator.readmodel.runs import RunFilters, as_written, get_run, list_runs, run_events
 from orchestrator.services import Outcome, RunNotFound, SubmitRequest
 from schemas.api import NO_NUL, EventList, RunCreateRequest, RunPage, RunView
 from schemas.runs import RunStatus
@@ -33,17 +33,17 @@ _CANCEL_RESPONSES = {
 }
 
 
-def _read_run(engine: EngineDep, tenant_id: str, run_id: UUID, at_least: int = 0) -> RunView:
+def _read_run(engine: EngineDep, tenant_id: str, run_id: UUID) -> RunView:
     with engine.connect() as conn:
-        run = get_run(conn, tenant_id, run_id, at_least=at_least)
+        run = get_run(conn, tenant_id, run_id)
     if run is None:
         raise RunNotFound(str(run_id))
     return run_view(run)
 
 
-def _after_write(engine: EngineDep, tenant_id: str, outcome: Outcome) -> RunView:
-    """The run as of the request's own write, whether or not the projector has got there yet."""
-    return _read_run(engine, tenant_id, outcome.run_id, outcome.position)
+def _after_write(outcome: Outcome) -> RunView:
+    """The run as the request's own write left it: no read, and no wait for the projector."""
+    return run_view(as_written(outcome.stream))
 
 
 @router.post("", status_code=201, response_model=RunView, responses=_SUBMIT_RESPONSES)
@@ -51,7 +51,6 @@ def submit_run(
     body: RunCreateRequest,
     principal: PrincipalDep,
     service: ServiceDep,
-    engine: EngineDep,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=255, pattern=NO_NUL)] = None,
 ) -> RunView:
@@ -71,7 +70,7 @@ def submit_run(
     if not outcome.created:
         response.status_code = 200
     response.headers["Location"] = f"/v1/runs/{outcome.run_id}"
-    return _after_write(engine, principal.tenant_id, outcome)
+    return _after_write(outcome)
 
 
 @router.get("", response_model=RunPage, responses=responses(401, 422, 429, 503))
@@ -130,10 +129,8 @@ def get_run_events(run_id: UUID, principal: PrincipalDep, engine: EngineDep) -> 
 
 
 @router.post("/{run_id}/cancel", response_model=RunView, responses=_CANCEL_RESPONSES)
-async def cancel_run(
-    run_id: UUID, principal: PrincipalDep, service: ServiceDep, engine: EngineDep
-) -> RunView:
+async def cancel_run(run_id: UUID, principal: PrincipalDep, service: ServiceDep) -> RunView:
     """Cancel: a pending run ends canceled at once; a running one is asked to stop. Asking again, or for a
     run already canceled, answers the run (200); 409 for a run that ended otherwise."""
     outcome = await run_in_threadpool(service.cancel, principal.tenant_id, run_id, principal.actor)
-    return await run_in_threadpool(_after_write, engine, principal.tenant_id, outcome)
+    return _after_write(outcome)

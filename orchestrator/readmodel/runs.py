@@ -1,15 +1,15 @@
 """Queries on the `runs` read model, as typed records. Every query takes the tenant: a run of another
 tenant does not exist.
 
-Read-your-writes without waiting on the projector: a get by id of a run the read model does not hold yet,
-or holds only as of an older position than the caller's own write, folds the run's stream with the
-projection's own fold. The answer is what the projector will show once it gets there, so a client never
-sees 404 for a run it was just told about, even while the projector is stopped.
+Read-your-writes without waiting on the projector: a write route answers from the stream its write
+returned (`as_written`), and a get by id of a run the read model does not hold yet folds the run's stream,
+both with the projection's own fold. The answer is what the projector will show once it gets there, so a
+client never sees 404 for a run it was just told about, even while the projector is stopped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -77,13 +77,19 @@ def list_runs(
     return records(conn, keyset_page(filtered(tenant_id, filters), limit, after))
 
 
-def get_run(conn: Connection, tenant_id: str, run_id: UUID, *, at_least: int = 0) -> RunRecord | None:
-    """The run as the read model holds it, or, when it holds none or one older than position `at_least`
-    (the caller's own write), as the run's stream folds."""
+def get_run(conn: Connection, tenant_id: str, run_id: UUID) -> RunRecord | None:
+    """The run as the read model holds it, or, when it holds none yet, as the run's stream folds."""
     row = conn.execute(sa.select(runs).where(runs.c.tenant_id == tenant_id, runs.c.id == run_id)).first()
-    if row is not None and row.last_position >= at_least:
+    if row is not None:
         return RunRecord.from_row(row._mapping)
     return runs_projection.fold(read_stream(conn, run_id, tenant_id=tenant_id))
+
+
+def as_written(stream: Sequence[RecordedEvent]) -> RunRecord:
+    """The run as a write left it, from the stream the write returned: what a write route answers."""
+    run = runs_projection.fold(stream)
+    assert run is not None, "a written stream starts with RunCreated"
+    return run
 
 
 def run_events(conn: Connection, tenant_id: str, run_id: UUID) -> list[RecordedEvent]:

@@ -8,6 +8,7 @@ folded from its stream rather than missing.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -19,7 +20,7 @@ from orchestrator.projections.runs import RunRecord
 from orchestrator.projections.steps import StepRecord
 from orchestrator.readmodel.paging import NEWEST_FIRST
 from orchestrator.readmodel.runs import RunFilters, filtered, records
-from orchestrator.store.events import read_stream
+from orchestrator.store.events import RecordedEvent, read_stream
 from orchestrator.store.schema import projection_checkpoints, run_steps, runs
 
 
@@ -79,12 +80,12 @@ def depth_first(members: list[RunRecord], root_id: UUID) -> list[RunRecord]:
 
 
 def run_with_steps(
-    conn: Connection, tenant_id: str, run_id: UUID, *, at_least: int = 0
+    conn: Connection, tenant_id: str, run_id: UUID
 ) -> tuple[RunRecord, list[StepRecord]] | None:
     """The run and the steps of its latest attempt (earlier attempts are history), in the order the job
-    took them. From the read models when both hold the run at `at_least` or later, else from its stream."""
+    took them. From the read models when both hold the run, else from its stream."""
     row = conn.execute(sa.select(runs).where(runs.c.tenant_id == tenant_id, runs.c.id == run_id)).first()
-    if row is not None and row.last_position >= at_least and _steps_reached(conn, row.last_position):
+    if row is not None and _steps_reached(conn, row.last_position):
         run = RunRecord.from_row(row._mapping)
         query = (
             sa.select(run_steps)
@@ -96,7 +97,11 @@ def run_with_steps(
             .order_by(run_steps.c.sequence)
         )
         return run, [StepRecord.from_row(s._mapping) for s in conn.execute(query)]
-    stream = read_stream(conn, run_id, tenant_id=tenant_id)
+    return with_steps(read_stream(conn, run_id, tenant_id=tenant_id))
+
+
+def with_steps(stream: Sequence[RecordedEvent]) -> tuple[RunRecord, list[StepRecord]] | None:
+    """A run and its latest attempt's steps from its own stream (a write's answer, or a fallback)."""
     folded = runs_projection.fold(stream)
     if folded is None:
         return None

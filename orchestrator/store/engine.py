@@ -24,6 +24,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No ping on every checkout (a round trip per transaction): a connection that died is detected
+        # by its first statement, which invalidates the whole pool; callers retry (workers, roles) or
+        # answer 503 once (the API).
+        pool_pre_ping=False,
         pool_recycle=1800,
     )

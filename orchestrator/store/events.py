@@ -15,20 +15,26 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from orchestrator.store.schema import events
 from schemas.events import Event, event_from_stored, event_to_stored
 
-# Channel that wakes projectors, SSE streams and anything else tailing the log. The payload is only a
-# hint ("stream_id:position"); readers always read the log itself.
+# Channel that wakes projectors, SSE streams and anything else tailing the log, notified by a trigger on
+# every insert (migration 0006). The payload is only a hint ("stream_id:position"); readers always read
+# the log itself.
 EVENTS_CHANNEL = "orch_events"
 
-# Key of the transaction-scoped advisory lock taken by every append. Positions come from an identity
-# column, assigned at INSERT but visible at COMMIT: two concurrent appenders could commit 11 before 10,
-# and a reader that had already passed 11 would never see 10. Holding one lock from INSERT to COMMIT
-# makes appends commit in position order, so `position > checkpoint` never skips a late commit. Reads
-# take no lock. The price is one appender at a time, which keeps each append transaction short.
+# Key of the advisory lock that keeps whole-log readers from skipping a late commit. Positions come from
+# an identity column, assigned at INSERT but visible at COMMIT: two concurrent appenders can commit 11
+# before 10, and a reader that had already passed 11 would never see 10. Every append holds this lock in
+# SHARED mode from its INSERT to its COMMIT, so appenders never wait for each other (and their commits
+# share WAL flushes); a whole-log reader first asks `orch_committed_head()` (migration 0005), which takes
+# the lock EXCLUSIVELY for an instant: every append then in flight has ended, so every position up to the
+# head it reads is final, and `read_all` reads no further than that. Readers of one stream need none of
+# this: an append to a stream waits for the stream's previous version to be committed (it read it).
 APPEND_LOCK_KEY = 0x6F7263685F617070  # "orch_app"
+_VERSION_CONSTRAINT = "events_stream_version_key"
 
 
 class ConcurrencyError(Exception):
@@ -75,13 +81,6 @@ def _recorded(row: Any) -> RecordedEvent:
     return RecordedEvent(**row._mapping)
 
 
-def stream_version(conn: Connection, stream_id: UUID) -> int:
-    value = conn.execute(
-        sa.select(sa.func.max(events.c.version)).where(events.c.stream_id == stream_id)
-    ).scalar()
-    return int(value or 0)
-
-
 def append(
     conn: Connection,
     stream_id: UUID,
@@ -93,12 +92,16 @@ def append(
     """Append events at `expected_version + 1...`, or raise ConcurrencyError. Commit is the caller's."""
     if not new_events:
         return []
-    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(APPEND_LOCK_KEY)))
-    # Under the append lock nobody else can append, so this check cannot race; the unique
-    # (stream_id, version) constraint stays as the last line of defence.
-    actual = stream_version(conn, stream_id)
+    # One round trip: the shared lock, and the stream's version as this transaction sees it. A concurrent
+    # append of the same version that is not committed yet is invisible here; the unique key catches it.
+    version = sa.select(sa.func.coalesce(sa.func.max(events.c.version), 0)).where(
+        events.c.stream_id == stream_id
+    )
+    actual = conn.execute(
+        sa.select(sa.func.pg_advisory_xact_lock_shared(APPEND_LOCK_KEY), version.scalar_subquery())
+    ).one()[1]
     if actual != expected_version:
-        raise ConcurrencyError(stream_id, expected_version, actual)
+        raise ConcurrencyError(stream_id, expected_version, int(actual))
     rows = [
         {
             "event_id": uuid.uuid4(),
@@ -111,11 +114,17 @@ def append(
         }
         for offset, event in enumerate(new_events)
     ]
-    recorded = [_recorded(r) for r in conn.execute(events.insert().returning(*_COLUMNS), rows)]
+    try:
+        inserted = conn.execute(events.insert().returning(*_COLUMNS), rows)
+    except IntegrityError as exc:
+        # Optimistic concurrency is the (stream_id, version) key: the version we meant to write exists
+        # (committed, or committed by the writer we waited for). The transaction is spoiled: start over.
+        if _VERSION_CONSTRAINT not in str(exc.orig):
+            raise
+        raise ConcurrencyError(stream_id, expected_version, -1) from None
+    recorded = [_recorded(r) for r in inserted]
     recorded.sort(key=lambda r: r.version)
-    last = recorded[-1]
-    conn.execute(sa.select(sa.func.pg_notify(EVENTS_CHANNEL, f"{stream_id}:{last.position}")))
-    return recorded
+    return recorded  # the insert's trigger (migration 0006) sends the NOTIFY
 
 
 def read_stream(conn: Connection, stream_id: UUID, *, tenant_id: str | None = None) -> list[RecordedEvent]:
@@ -143,9 +152,23 @@ def has_event(conn: Connection, stream_id: UUID, event_type: str) -> bool:
     return conn.execute(query.limit(1)).first() is not None
 
 
+def committed_head(conn: Connection) -> int:
+    """The position up to which the log is final (see APPEND_LOCK_KEY). Needs READ COMMITTED."""
+    return int(conn.execute(sa.select(sa.func.orch_committed_head())).scalar_one())
+
+
 def read_all(conn: Connection, after: int = 0, limit: int = 1000) -> list[RecordedEvent]:
-    """Events past `after` in commit order (see APPEND_LOCK_KEY): safe to checkpoint by position."""
-    query = sa.select(*_COLUMNS).where(events.c.position > after).order_by(events.c.position).limit(limit)
+    """Events past `after` in position order, never past the committed head: safe to checkpoint by position.
+    The connection must be in READ COMMITTED (each statement's snapshot then sees what the head covers)."""
+    head = committed_head(conn)
+    if head <= after:
+        return []
+    query = (
+        sa.select(*_COLUMNS)
+        .where(events.c.position > after, events.c.position <= head)
+        .order_by(events.c.position)
+        .limit(limit)
+    )
     return [_recorded(r) for r in conn.execute(query)]
 
 

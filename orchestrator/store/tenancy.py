@@ -38,5 +38,10 @@ def install(engine: Engine) -> None:
         tenants = current_tenants.get()
         if tenants is None:
             return
-        conn.exec_driver_sql(f"SET LOCAL ROLE {APP_ROLE}")
-        conn.execute(sa.select(sa.func.set_config("orch.tenants", json.dumps(list(tenants)), True)))
+        # One round trip: `role` set locally is SET LOCAL ROLE, and the tenants ride along.
+        conn.execute(
+            sa.select(
+                sa.func.set_config("role", APP_ROLE, True),
+                sa.func.set_config("orch.tenants", json.dumps(list(tenants)), True),
+            )
+        )

@@ -184,7 +184,7 @@ def test_idempotent_submission(idle_client: TestClient, auth: dict[str, str]) ->
 
 
 def test_concurrent_retries_with_one_idempotency_key_make_one_run(
-    idle_client: TestClient, auth: dict[str, str], tenant: str
+    idle_client: TestClient, auth: dict[str, str], tenant: str, engine: Engine
 ) -> None:
     headers = {**auth, "Idempotency-Key": "same-for-all"}
     ids: list[str] = []
@@ -202,6 +202,7 @@ def test_concurrent_retries_with_one_idempotency_key_make_one_run(
     for t in threads:
         t.join()
     assert len(ids) == 8 and len(set(ids)) == 1
+    settle(engine)
     listed = idle_client.get("/v1/runs", headers=auth).json()["data"]
     assert [r["id"] for r in listed] == [ids[0]]
 
@@ -231,10 +232,11 @@ def test_keyset_pages_walk_without_gaps_or_repeats(
 
 
 def test_cursors_are_bound_to_tenant_and_filters(
-    idle_client: TestClient, auth: dict[str, str], make_key: Callable[[str], str]
+    idle_client: TestClient, auth: dict[str, str], make_key: Callable[[str], str], engine: Engine
 ) -> None:
     for _ in range(3):
         submit(idle_client, auth)
+    settle(engine)
     cursor = idle_client.get("/v1/runs?limit=1", headers=auth).json()["next_cursor"]
     assert cursor
     other = {"Authorization": f"Bearer {make_key('cursor-thief')}"}

@@ -24,7 +24,7 @@ from orchestrator.api.stream import STREAM_RESPONSES, run_event_response
 from orchestrator.projections.runs import RunRecord
 from orchestrator.projections.steps import StepRecord
 from orchestrator.readmodel.runs import RunFilters
-from orchestrator.readmodel.tree import page_runs, run_tree, run_with_steps
+from orchestrator.readmodel.tree import page_runs, run_tree, run_with_steps, with_steps
 from orchestrator.services import InvalidRequest, Outcome, RunNotFound, SubmitRequest
 from schemas.api import NO_NUL
 from schemas.runs import RunStatus
@@ -166,17 +166,19 @@ def detail_view(run: RunRecord, steps: Sequence[StepRecord]) -> RunDetail:
     )
 
 
-def _read_detail(engine: EngineDep, tenant_id: str, run_id: UUID, at_least: int = 0) -> RunDetail:
+def _read_detail(engine: EngineDep, tenant_id: str, run_id: UUID) -> RunDetail:
     with engine.connect() as conn:
-        found = run_with_steps(conn, tenant_id, run_id, at_least=at_least)
+        found = run_with_steps(conn, tenant_id, run_id)
     if found is None:
         raise RunNotFound(str(run_id))
     return detail_view(*found)
 
 
-def _after_write(engine: EngineDep, tenant_id: str, outcome: Outcome) -> RunDetail:
-    """The run as of the request's own write, whether or not the projector has got there yet."""
-    return _read_detail(engine, tenant_id, outcome.run_id, outcome.position)
+def _after_write(outcome: Outcome) -> RunDetail:
+    """The run as the request's own write left it: no read, and no wait for the projector."""
+    found = with_steps(outcome.stream)
+    assert found is not None, "a written stream starts with RunCreated"
+    return detail_view(*found)
 
 
 @router.get("/runs", response_model=RunList, responses=_LIST_ERRORS)
@@ -208,7 +210,6 @@ def create_run(
     body: CreateRunRequest,
     principal: PrincipalDep,
     service: ServiceDep,
-    engine: EngineDep,
     idempotency_key: Annotated[str | None, Header(max_length=255, pattern=NO_NUL)] = None,
 ) -> RunDetail:
     """Run a published task with `context`; missing variables are refused, defaults are filled in. With an
@@ -246,7 +247,7 @@ def create_run(
     except InvalidRequest as exc:
         # The job kind judged the values (ranges, say): report them where this surface's caller put them.
         raise InvalidRequest([_as_context_error(e) for e in exc.errors]) from None
-    return _after_write(engine, principal.tenant_id, outcome)
+    return _after_write(outcome)
 
 
 def _as_context_error(error: dict[str, Any]) -> dict[str, Any]:
@@ -260,11 +261,11 @@ def get_run_detail(run_id: UUID, principal: PrincipalDep, engine: EngineDep) -> 
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunDetail, responses=_CANCEL_ERRORS)
-def cancel_run(run_id: UUID, principal: PrincipalDep, service: ServiceDep, engine: EngineDep) -> RunDetail:
+def cancel_run(run_id: UUID, principal: PrincipalDep, service: ServiceDep) -> RunDetail:
     """Pending: canceled at once; running: asked to stop at its next checkpoint; asked again or already
     canceled: the run (200); succeeded or failed: 409."""
     outcome = service.cancel(principal.tenant_id, run_id, principal.actor)
-    return _after_write(engine, principal.tenant_id, outcome)
+    return _after_write(outcome)
 
 
 @router.get("/runs/{run_id}/events", response_class=Response, responses=STREAM_RESPONSES)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Header, Query, Response
 from orchestrator.api.deps import EngineDep, Principal, PrincipalDep, ServiceDep
 from orchestrator.api.errors import RESPONSES, responses
 from orchestrator.projections.runs import RunRecord
-from orchestrator.readmodel.runs import get_run
+from orchestrator.readmodel.runs import as_written
 from orchestrator.readmodel.surfaces import taxonomy_runs
 from orchestrator.services import RunNotFound, SubmitRequest
 from schemas.api import NO_NUL
@@ -116,7 +116,6 @@ def create_taxonomy_run(
     body: TaxonomyRunCreate,
     principal: PrincipalDep,
     service: ServiceDep,
-    engine: EngineDep,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=255, pattern=NO_NUL)] = None,
 ) -> TaxonomyRun:
@@ -138,8 +137,4 @@ def create_taxonomy_run(
     )
     if not outcome.created:
         response.status_code = 200
-    with engine.connect() as conn:
-        run = get_run(conn, body.tenant_id, outcome.run_id, at_least=outcome.position)
-    if run is None:
-        raise RunNotFound(str(outcome.run_id))
-    return taxonomy_run(run)
+    return taxonomy_run(as_written(outcome.stream))
