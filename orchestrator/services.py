@@ -167,8 +167,10 @@ class RunService:
             )
             new_events = decide(RunState(), command)
             metadata = _metadata(request.actor, request.tenant_id, command.root_id or run_id)
-            recorded = append(conn, run_id, request.tenant_id, new_events, 0, metadata)
+            # The append goes last, right before the commit: whole-log readers wait for appends in flight
+            # (store.events.APPEND_LOCK_KEY), so the less an append holds its transaction open the better.
             outbox.enqueue(conn, run_id, request.tenant_id, 1, queue)
+            recorded = append(conn, run_id, request.tenant_id, new_events, 0, metadata)
             return Outcome(run_id, fold(new_events), recorded, recorded, created=True)
 
     def _existing(self, conn: Connection, tenant_id: str, run_id: UUID) -> Outcome:
@@ -216,8 +218,6 @@ class RunService:
             raise RunNotFound(str(run_id))
         state = fold(r.to_event() for r in stored)
         new_events = decide(state, command)
-        metadata = _metadata(actor, state.tenant_id, state.root_id or run_id)
-        recorded = append(conn, run_id, state.tenant_id, new_events, state.version, metadata)
         after = fold(new_events, state)
         for event in new_events:
             policy = POLICIES.get(type(event))
@@ -225,6 +225,9 @@ class RunService:
                 policy(self, conn, after, event)
         if after.status is not None and is_terminal(after.status):
             leases.release(conn, run_id)
+        # Last, right before the commit (see submit): the side effects above commit with it or not at all.
+        metadata = _metadata(actor, state.tenant_id, state.root_id or run_id)
+        recorded = append(conn, run_id, state.tenant_id, new_events, state.version, metadata)
         return Outcome(run_id, after, recorded, [*stored, *recorded])
 
     def queue_for(self, kind: str) -> str:

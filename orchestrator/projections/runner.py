@@ -23,10 +23,12 @@ from orchestrator.projections import rows
 from orchestrator.projections import runs as runs_projection
 from orchestrator.projections import steps as steps_projection
 from orchestrator.store.engine import libpq_url
-from orchestrator.store.events import EVENTS_CHANNEL, RecordedEvent, read_all
+from orchestrator.store.events import EVENTS_CHANNEL, RecordedEvent, committed_head, head_position, read_all
 from orchestrator.store.schema import projection_checkpoints
 
 log = structlog.get_logger(__name__)
+
+_MIN_ROUND_SECONDS = 0.02  # at most 50 catch-up rounds a second per projection
 
 
 @dataclass(frozen=True)
@@ -97,11 +99,13 @@ def _advance(conn: Connection, name: str, old: int, new: int) -> None:
         raise CheckpointMoved(name)
 
 
-def catch_up_batch(engine: Engine, projection: Projection, batch_size: int = 500) -> int:
-    """Apply one batch; returns how many events were applied (0 when caught up)."""
+def catch_up_batch(
+    engine: Engine, projection: Projection, batch_size: int = 500, upto: int | None = None
+) -> int:
+    """Apply one batch (up to `upto`, a committed head, when given); returns how many events were applied."""
     with engine.begin() as conn:
         position = _lock_checkpoint(conn, projection.name)
-        batch = read_all(conn, after=position, limit=batch_size)
+        batch = read_all(conn, after=position, limit=batch_size, upto=upto)
         apply_batch(conn, projection, batch)
         if batch:
             _advance(conn, projection.name, position, batch[-1].position)
@@ -109,8 +113,15 @@ def catch_up_batch(engine: Engine, projection: Projection, batch_size: int = 500
 
 
 def catch_up(engine: Engine, projection: Projection, batch_size: int = 500) -> int:
+    """Apply everything committed so far. The committed head is a barrier that makes appends in flight
+    finish first (see store.events.APPEND_LOCK_KEY), so it is asked for once a round, and only when the
+    log has grown past the checkpoint at all."""
+    with engine.connect() as conn:
+        if head_position(conn) <= checkpoint_of(conn, projection.name):
+            return 0
+        head = committed_head(conn)
     total = 0
-    while applied := catch_up_batch(engine, projection, batch_size):
+    while applied := catch_up_batch(engine, projection, batch_size, upto=head):
         total += applied
     return total
 
@@ -133,12 +144,16 @@ def rebuild(engine: Engine, projection: Projection, batch_size: int = 2000) -> i
     return total
 
 
+def checkpoint_of(conn: Connection, name: str) -> int:
+    value = conn.execute(
+        sa.select(projection_checkpoints.c.position).where(projection_checkpoints.c.name == name)
+    ).scalar()
+    return int(value or 0)
+
+
 def checkpoint(engine: Engine, name: str = runs_projection.NAME) -> int:
     with engine.connect() as conn:
-        value = conn.execute(
-            sa.select(projection_checkpoints.c.position).where(projection_checkpoints.c.name == name)
-        ).scalar()
-    return int(value or 0)
+        return checkpoint_of(conn, name)
 
 
 def wait_for(engine: Engine, position: int, timeout: float, name: str = runs_projection.NAME) -> bool:
@@ -171,8 +186,12 @@ def run_projector(
         log.info("projector.active", projection=projection.name)
         listen.execute(f"LISTEN {EVENTS_CHANNEL}")
         while not stop.is_set():
+            started = time.monotonic()
             applied = catch_up(engine, projection)
             if applied:
                 log.debug("projector.applied", projection=projection.name, events=applied)
             for _ in listen.notifies(timeout=poll_seconds, stop_after=1):
                 pass
+            # Under a stream of appends every commit notifies: let a few gather, so each round (and its
+            # barrier on the appenders) covers many events instead of one.
+            stop.wait(max(0.0, _MIN_ROUND_SECONDS - (time.monotonic() - started)))

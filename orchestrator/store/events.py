@@ -157,10 +157,14 @@ def committed_head(conn: Connection) -> int:
     return int(conn.execute(sa.select(sa.func.orch_committed_head())).scalar_one())
 
 
-def read_all(conn: Connection, after: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+def read_all(
+    conn: Connection, after: int = 0, limit: int = 1000, upto: int | None = None
+) -> list[RecordedEvent]:
     """Events past `after` in position order, never past the committed head: safe to checkpoint by position.
-    The connection must be in READ COMMITTED (each statement's snapshot then sees what the head covers)."""
-    head = committed_head(conn)
+    `upto` is a head the caller already has from `committed_head` (one barrier for many batches); without it
+    the head is asked for here. The connection must be in READ COMMITTED (each statement's snapshot then
+    sees what the head covers)."""
+    head = committed_head(conn) if upto is None else upto
     if head <= after:
         return []
     query = (
