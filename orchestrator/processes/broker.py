@@ -3,7 +3,11 @@ workers register their tasks on it. Redis is only a delivery hint (PostgreSQL is
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+
 from celery import Celery
+from kombu.exceptions import ChannelError
 
 from orchestrator.settings import Settings
 from schemas.jobs import QueueClass
@@ -41,3 +45,27 @@ def make_celery(settings: Settings, broker_url: str) -> Celery:
         worker_enable_soft_shutdown_on_idle=False,
     )
     return app
+
+
+# How many messages a queue holds waiting, or None when the broker cannot say (down, unreachable).
+QueueDepth = Callable[[str], int | None]
+
+
+def queue_depth(app: Celery) -> QueueDepth:
+    """Waiting messages per queue as the broker counts them (kombu's passive declare), not those a worker
+    has already taken. An empty Redis queue has no key at all, which kombu reports as a missing queue."""
+
+    def waiting(queue: str) -> int | None:
+        try:
+            with app.connection_for_write() as conn:
+                # One quick try: a reconciler pass must not stall on a broker that is down.
+                conn.ensure_connection(max_retries=1, interval_start=0.1, interval_step=0.1, timeout=2)
+                return int(conn.default_channel.queue_declare(queue=queue, passive=True).message_count)
+        except ChannelError:
+            return 0
+        except Exception:  # the broker is away: the caller must not conclude anything from it
+            with contextlib.suppress(Exception):
+                app.pool.force_close_all()
+            return None
+
+    return waiting

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -16,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from orchestrator.domain.commands import ForceCancel, LoseAttempt
 from orchestrator.domain.errors import DomainError
+from orchestrator.processes.broker import QueueDepth
 from orchestrator.services import RunNotFound, RunService
 from orchestrator.store import leases, outbox
 from orchestrator.store.schema import events, run_leases
@@ -100,13 +102,27 @@ def prune_outbox(engine: Engine, keep_seconds: float = 3600.0) -> int:
         ).rowcount
 
 
-def redispatch_stalled(service: RunService) -> int:
+def redispatch_stalled(service: RunService, depth: QueueDepth | None = None) -> int:
+    """Publish again the dispatches that never started. A busy queue is not a lost dispatch: while the
+    broker still holds at least as many waiting messages on a queue as there are stalled dispatches for
+    it, they may all be waiting their turn, and copies would only multiply the backlog. When it holds
+    fewer (a flush, a broker that lost its data), some were lost, and all of them are published again;
+    the copies of those still queued are dropped by the workers' attempt check."""
     stalled = _stalled_dispatches(service.engine, service.settings.dispatch_timeout_seconds)
+    per_queue = Counter(queue for *_, queue in stalled)
+    waiting = {queue: depth(queue) if depth else None for queue in per_queue}
+    deferred = {queue for queue, held in waiting.items() if held is not None and held >= per_queue[queue]}
+    for queue in deferred:
+        log.info("reconciler.backlog", queue=queue, waiting=waiting[queue], stalled=per_queue[queue])
+    redispatched = 0
     for run_id, tenant_id, attempt, queue in stalled:
+        if queue in deferred:
+            continue
         with service.engine.begin() as conn:
             outbox.enqueue(conn, run_id, tenant_id, attempt, queue)
+        redispatched += 1
         log.warning("reconciler.redispatched", run_id=str(run_id), attempt=attempt)
-    return len(stalled)
+    return redispatched
 
 
 def _overdue_cancels(engine: Engine, grace_seconds: float) -> list[UUID]:
@@ -140,20 +156,20 @@ def force_overdue_cancels(service: RunService) -> int:
     return forced
 
 
-def reconcile_once(service: RunService) -> PassReport:
+def reconcile_once(service: RunService, depth: QueueDepth | None = None) -> PassReport:
     return PassReport(
         recover_expired_leases(service),
-        redispatch_stalled(service),
+        redispatch_stalled(service, depth),
         force_overdue_cancels(service),
         prune_outbox(service.engine),
     )
 
 
-def run_reconciler(service: RunService, stop: threading.Event) -> None:
+def run_reconciler(service: RunService, stop: threading.Event, depth: QueueDepth | None = None) -> None:
     log.info("reconciler.active", every=service.settings.reconcile_interval_seconds)
     while not stop.is_set():
         try:
-            report = reconcile_once(service)
+            report = reconcile_once(service, depth)
             if report.lost_attempts or report.redispatched or report.forced_cancels:  # pruning is routine
                 log.info("reconciler.pass", **report.__dict__)
         except Exception as exc:  # the next pass retries; one bad pass must not kill the role

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import structlog
 from sqlalchemy.engine import Engine
 
-from orchestrator.processes.broker import EXECUTE_RUN_TASK, make_celery
+from orchestrator.processes.broker import EXECUTE_RUN_TASK, make_celery, queue_depth
 from orchestrator.processes.reconciler import run_reconciler
 from orchestrator.processes.relay import Publisher, run_relay
 from orchestrator.projections.runner import PROJECTIONS, Projection, run_projector
@@ -90,4 +90,5 @@ def projector(settings: Settings, engine: Engine) -> None:
 
 def reconciler(settings: Settings, engine: Engine) -> None:
     service = RunService(engine, settings)
-    run_until_stopped(lambda stop: run_reconciler(service, stop), "reconciler")
+    depth = queue_depth(make_celery(settings, settings.redis_url or ""))
+    run_until_stopped(lambda stop: run_reconciler(service, stop, depth), "reconciler")

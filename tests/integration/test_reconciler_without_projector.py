@@ -1,5 +1,6 @@
 """The reconciler's guarantees come from the write side: with no projector at all (the read models stay
-empty), an overdue cancel is still forced and a lost attempt still recovered."""
+empty), an overdue cancel is still forced and a lost attempt still recovered; and it tells a lost
+dispatch from one waiting behind a backlog by asking the broker."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ import pytest
 import sqlalchemy as sa
 
 from orchestrator.domain.commands import StartAttempt
-from orchestrator.processes.reconciler import force_overdue_cancels, recover_expired_leases
+from orchestrator.processes.broker import make_celery, queue_depth
+from orchestrator.processes.reconciler import (
+    force_overdue_cancels,
+    recover_expired_leases,
+    redispatch_stalled,
+)
 from orchestrator.services import RunService, SubmitRequest
 from orchestrator.settings import Settings
 from orchestrator.store.engine import make_engine
 from orchestrator.store.events import read_stream
 from orchestrator.store.migrate import upgrade
-from orchestrator.store.schema import runs
+from orchestrator.store.schema import outbox, runs
 from tests import services
 
 
@@ -77,3 +83,52 @@ def test_an_expired_lease_is_recovered_with_no_read_model(unprojected: RunServic
     time.sleep(0.6)  # the lease (0.5 s) runs out: the clock is the condition
     assert recover_expired_leases(service) >= 1
     assert "AttemptLost" in _types(service, run_id)
+
+
+def _stalled(service: RunService, count: int) -> list[uuid.UUID]:
+    """Runs whose dispatch was published an hour ago and never started."""
+    run_ids = [service.submit(SubmitRequest(tenant_id="rec", kind="sleep")).run_id for _ in range(count)]
+    with service.engine.begin() as conn:
+        conn.execute(
+            outbox.update()
+            .where(outbox.c.run_id.in_(run_ids))
+            .values(sent_at=sa.func.now() - sa.text("interval '1 hour'"))
+        )
+    return run_ids
+
+
+def _dispatches(service: RunService, run_ids: list[uuid.UUID]) -> int:
+    query = sa.select(sa.func.count()).where(outbox.c.run_id.in_(run_ids))
+    with service.engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+@pytest.mark.parametrize(
+    ("waiting", "republished"),
+    [(5, False), (3, False), (2, True), (0, True), (None, True)],
+)
+def test_a_busy_queue_is_not_a_lost_dispatch(
+    unprojected: RunService, waiting: int | None, republished: bool
+) -> None:
+    """Stalled dispatches are published again only when the broker holds fewer waiting messages than
+    there are stalled dispatches (or cannot say): otherwise they may all be waiting their turn."""
+    service = unprojected
+    with service.engine.begin() as conn:  # earlier cases' stalled rows would count here too
+        conn.execute(outbox.delete())
+    run_ids = _stalled(service, 3)
+    redispatch_stalled(service, lambda queue: waiting)
+    assert _dispatches(service, run_ids) == (6 if republished else 3)
+
+
+def test_the_broker_counts_what_a_queue_holds(settings: Settings) -> None:
+    app = make_celery(settings, settings.redis_url or "")
+    depth = queue_depth(app)
+    queue = f"depth-{uuid.uuid4().hex[:8]}"
+    assert depth(queue) == 0
+    for _ in range(3):
+        app.send_task("orch.nothing", queue=queue)
+    assert depth(queue) == 3
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(queue)
+    unreachable = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    assert queue_depth(make_celery(unreachable, unreachable.redis_url or ""))(queue) is None
