@@ -115,13 +115,17 @@ def test_a_role_that_keeps_dying_right_away_is_backed_off_then_given_up(up: Up) 
     assert up.proc is not None
     root = psutil.Process(up.proc.pid)
     kills: list[float] = []
+    killed: set[int] = set()  # a process killed a moment ago may not be a zombie yet: count it once
     deadline = time.monotonic() + 90
     while up.proc.poll() is None:
         assert time.monotonic() < deadline, f"up still restarting its relay; log:\n{up.tail()}"
         for child in root.children():
             try:
-                if child.cmdline()[-1:] == ["relay"] and child.status() != psutil.STATUS_ZOMBIE:
+                if child.pid in killed or child.cmdline()[-1:] != ["relay"]:
+                    continue
+                if child.status() != psutil.STATUS_ZOMBIE:
                     child.kill()
+                    killed.add(child.pid)
                     kills.append(time.monotonic())
             except psutil.NoSuchProcess:
                 continue
