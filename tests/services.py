@@ -309,3 +309,17 @@ def wait_ready(
             if ready():
                 del pending[role]
         time.sleep(0.1)
+
+
+def sse_frames(lines: Iterator[str]) -> Iterator[dict[str, str]]:
+    """SSE frames as dicts of their fields; a comment line is `{"comment": text}`."""
+    fields: dict[str, str] = {}
+    for line in lines:
+        if line.startswith(":"):
+            yield {"comment": line[1:].strip()}
+        elif line:
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")
+        elif fields:
+            yield fields
+            fields = {}

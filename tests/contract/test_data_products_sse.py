@@ -25,7 +25,7 @@ from orchestrator.services import RunService, SubmitRequest
 from orchestrator.settings import Settings
 from orchestrator.store.events import RecordedEvent, read_stream
 from tests.conftest import System
-from tests.services import free_port, settings_env, wait_until
+from tests.services import free_port, settings_env, sse_frames, wait_until
 
 BASE = "/api/v1/data-products"
 MAX_STREAMS = 22  # per-key cap stays at its default of 20, so both caps can be reached with 23 streams
@@ -80,17 +80,7 @@ def idle_service(engine: Engine, settings: Settings) -> RunService:
 
 
 def sse_messages(response: httpx.Response) -> Iterator[dict[str, str]]:
-    """SSE frames as dicts of their fields; a comment line is `{"comment": text}`."""
-    fields: dict[str, str] = {}
-    for line in response.iter_lines():
-        if line.startswith(":"):
-            yield {"comment": line[1:].strip()}
-        elif line:
-            name, _, value = line.partition(":")
-            fields[name] = value.removeprefix(" ")
-        elif fields:
-            yield fields
-            fields = {}
+    return sse_frames(response.iter_lines())
 
 
 def positions(engine: Engine, run_id: str, tenant: str) -> list[int]:

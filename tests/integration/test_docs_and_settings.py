@@ -26,7 +26,7 @@ from orchestrator.api.app import create_app
 from orchestrator.settings import Settings
 from orchestrator.store import keys
 from tests.conftest import System, settings_env
-from tests.services import free_port, wait_until
+from tests.services import free_port, sse_frames, wait_until
 
 pytestmark = pytest.mark.usefixtures("system")
 
@@ -59,20 +59,6 @@ def served(settings: Settings, engine: Engine, system: System) -> Iterator[str]:
 @pytest.fixture()
 def key(make_key: Callable[[str], str], tenant: str) -> str:
     return make_key(tenant)
-
-
-def sse_frames(lines: Iterator[str]) -> Iterator[dict[str, str]]:
-    """SSE frames as dicts of their fields; a comment line is `{"comment": text}`."""
-    fields: dict[str, str] = {}
-    for line in lines:
-        if line.startswith(":"):
-            yield {"comment": line[1:].strip()}
-        elif line:
-            name, _, value = line.partition(":")
-            fields[name] = value.removeprefix(" ")
-        elif fields:
-            yield fields
-            fields = {}
 
 
 # --- /docs -------------------------------------------------------------------------------------------
