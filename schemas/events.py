@@ -82,6 +82,15 @@ class UsageRecorded(Event):
     cost: str = "0"
 
 
+class CheckpointRecorded(Event):
+    """A job's own resume point: what it has durably finished (a chunk, a batch), so that the next
+    attempt after a crash starts after it instead of from the beginning. Only the latest one counts."""
+
+    type: ClassVar[str] = "CheckpointRecorded"
+    attempt: int
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
 class AttemptFailed(Event):
     """A transient failure of one attempt; another attempt is scheduled at retry_at."""
 
@@ -136,6 +145,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         StepStarted,
         StepFinished,
         UsageRecorded,
+        CheckpointRecorded,
         AttemptFailed,
         AttemptLost,
         CancelRequested,

@@ -40,6 +40,13 @@ class SleepParams(BaseModel):
         le=10,
         description="Kill the worker process in this many attempts first (fault drills).",
     )
+    crash_after_step: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="Kill the worker once, in the first attempt, right after this step's checkpoint "
+        "(fault drills: the retry resumes after it). 0 never.",
+    )
 
 
 class OpaqueParams(BaseModel):

@@ -8,7 +8,14 @@ from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
-from orchestrator.domain.commands import Command, FinishStep, RecordUsage, ReportProgress, StartStep
+from orchestrator.domain.commands import (
+    Command,
+    FinishStep,
+    RecordCheckpoint,
+    RecordUsage,
+    ReportProgress,
+    StartStep,
+)
 from orchestrator.domain.errors import DomainError
 from orchestrator.services import RunService
 from workers.errors import AttemptSuperseded, JobCanceled
@@ -19,10 +26,15 @@ BLIP_SECONDS = 10.0
 
 
 class JobContext:
-    def __init__(self, service: RunService, run_id: UUID, attempt: int) -> None:
+    def __init__(
+        self, service: RunService, run_id: UUID, attempt: int, resume_from: dict[str, Any] | None = None
+    ) -> None:
         self.service = service
         self.run_id = run_id
         self.attempt = attempt
+        # The latest checkpoint an earlier attempt recorded (None on a first attempt or when none did):
+        # a resumable job starts after it, so work committed before a crash is not done twice.
+        self.resume_from = resume_from
         self.lease_lost = False
         self._sequence = 0
         self._last_cancel_check = 0.0
@@ -60,6 +72,13 @@ class JobContext:
     ) -> None:
         self.checkpoint()
         self._write(ReportProgress(self.attempt, done, total, counts or {}, message))
+
+    def save_checkpoint(self, data: dict[str, Any]) -> None:
+        """Record durably that the job has finished everything `data` describes (JSON). Write the work's
+        own output first and this last: a crash between the two redoes that piece, never skips it."""
+        self.checkpoint()
+        self._write(RecordCheckpoint(self.attempt, data))
+        self.resume_from = data
 
     def usage(self, **tokens: Any) -> None:
         self._write(RecordUsage(self.attempt, **tokens))

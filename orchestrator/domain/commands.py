@@ -71,6 +71,12 @@ class RecordUsage:
 
 
 @dataclass(frozen=True)
+class RecordCheckpoint:
+    attempt: int
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Succeed:
     attempt: int
     result: dict[str, Any] = field(default_factory=dict)
@@ -130,6 +136,7 @@ Command = (
     | StartStep
     | FinishStep
     | RecordUsage
+    | RecordCheckpoint
     | Succeed
     | Fail
     | FailAttempt

@@ -14,6 +14,7 @@ from orchestrator.domain.commands import (
     FinishStep,
     ForceCancel,
     LoseAttempt,
+    RecordCheckpoint,
     RecordUsage,
     ReportProgress,
     StartAttempt,
@@ -27,6 +28,7 @@ from schemas.events import (
     AttemptFailed,
     AttemptLost,
     CancelRequested,
+    CheckpointRecorded,
     Event,
     ProgressReported,
     RunCanceled,
@@ -45,6 +47,7 @@ AttemptCommand = (
     | StartStep
     | FinishStep
     | RecordUsage
+    | RecordCheckpoint
     | Succeed
     | Fail
     | FailAttempt
@@ -111,6 +114,7 @@ RECORDED_AS: dict[type, type[Event]] = {
     StartStep: StepStarted,
     FinishStep: StepFinished,
     RecordUsage: UsageRecorded,
+    RecordCheckpoint: CheckpointRecorded,
     Succeed: RunSucceeded,
     Fail: RunFailed,
 }

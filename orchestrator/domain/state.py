@@ -12,6 +12,7 @@ from schemas.events import (
     AttemptFailed,
     AttemptLost,
     CancelRequested,
+    CheckpointRecorded,
     Event,
     RunCanceled,
     RunCreated,
@@ -39,6 +40,8 @@ class RunState:
     root_id: UUID | None = None
     depth: int = 0
     params: dict[str, Any] = field(default_factory=dict)
+    # The latest checkpoint of any attempt: where a retry resumes. None until a job records one.
+    checkpoint: dict[str, Any] | None = None
 
     @property
     def exists(self) -> bool:
@@ -93,6 +96,8 @@ def evolve(state: RunState, event: Event) -> RunState:
             return replace(state, version=version, attempt_active=False)
         case CancelRequested():
             return replace(state, version=version, cancel_requested=True)
+        case CheckpointRecorded():
+            return replace(state, version=version, checkpoint=event.data)
         case RunSucceeded() | RunFailed() | RunCanceled():
             return replace(state, status=target, version=version, attempt_active=False)
         case _:

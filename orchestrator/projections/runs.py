@@ -180,6 +180,7 @@ HANDLERS: dict[type[ev.Event], Callable[[RunRecord, Any, datetime], RunRecord]] 
     ev.StepStarted: _unchanged,
     ev.StepFinished: _unchanged,
     ev.UsageRecorded: _usage,
+    ev.CheckpointRecorded: _unchanged,
     ev.AttemptFailed: _attempt_failed,
     ev.AttemptLost: _attempt_lost,
     ev.CancelRequested: _cancel_requested,

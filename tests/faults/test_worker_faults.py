@@ -147,3 +147,28 @@ def test_a_cancel_is_guaranteed_even_when_the_job_ignores_it(make_system: MakeSy
     system.wait_all_terminal(tenant, timeout=30)
     assert check_invariant(system, tenant, [stubborn, *after]) == {"RunCanceled": 1, "RunSucceeded": 1}
     print(f"\nforced cancel {took:.1f}s after the request (grace {system.settings.cancel_grace_seconds}s)")
+
+
+def test_a_retry_after_a_crash_resumes_after_the_last_checkpoint(
+    make_system: MakeSystem, tenant: str
+) -> None:
+    """The job's checkpoints are events: the attempt after a SIGKILL starts after the last one."""
+    system = make_system(lease_seconds=3.0, lease_renew_seconds=0.5)
+    _core_roles(system)
+    system.start("worker")
+    run = system.submit(tenant, 1, duration=0.6, steps=6, crash_after_step=3)[0]
+    system.wait_all_terminal(tenant, timeout=60)
+    with system.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(events.c.type, events.c.data)
+            .where(events.c.stream_id == run)
+            .order_by(events.c.version)
+        ).all()
+    done_by_attempt: dict[int, list[int]] = {}
+    for event_type, data in rows:
+        if event_type == "ProgressReported":
+            done_by_attempt.setdefault(data["attempt"], []).append(data["done"])
+    assert [t for t, _ in rows][-1] == "RunSucceeded"
+    assert done_by_attempt == {1: [1, 2, 3], 2: [4, 5, 6]}, "each step once: attempt 2 resumed after step 3"
+    checkpoints = [d["data"] for t, d in rows if t == "CheckpointRecorded"]
+    assert checkpoints == [{"steps_done": n} for n in range(1, 7)]

@@ -24,11 +24,16 @@ def run(ctx: JobContext, params: SleepParams) -> dict[str, Any]:
     if params.uninterruptible:
         # No checkpoints: only the forced cancel (and the worker's lease keeper) can stop this one.
         time.sleep(params.duration)
-    elif params.duration > 0:
+    elif params.duration > 0 or params.crash_after_step:
+        # Each finished slice is a checkpoint, so a retry after a crash sleeps only what is left.
         slice_seconds = params.duration / params.steps
-        for done in range(1, params.steps + 1):
+        first = int((ctx.resume_from or {}).get("steps_done", 0)) + 1
+        for done in range(first, params.steps + 1):
             ctx.sleep(slice_seconds)
             ctx.progress(done, params.steps)
+            ctx.save_checkpoint({"steps_done": done})
+            if ctx.attempt == 1 and done == params.crash_after_step:
+                os.kill(os.getpid(), signal.SIGKILL)
     else:
         ctx.checkpoint()
     if params.fail:
