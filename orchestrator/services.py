@@ -9,7 +9,7 @@ import hashlib
 import json
 import random
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,7 +28,16 @@ from orchestrator.domain.retry import retry_at
 from orchestrator.domain.state import RunState, fold
 from orchestrator.settings import Settings
 from orchestrator.store import idempotency, leases, outbox
-from orchestrator.store.events import ConcurrencyError, RecordedEvent, append, has_event, read_stream
+from orchestrator.store.events import (
+    ConcurrencyError,
+    NewStream,
+    RecordedEvent,
+    append,
+    append_new_streams,
+    has_event,
+    read_stream,
+    read_streams,
+)
 from schemas.events import AttemptFailed, AttemptLost, CancelRequested, Event, RunStarted
 from schemas.jobs import JOB_KINDS
 
@@ -152,19 +161,7 @@ class RunService:
                 if existing is not None:
                     return self._existing(conn, request.tenant_id, existing)
             parent = self._parent_state(conn, request) if request.parent_id else None
-            command = CreateRun(
-                run_id=run_id,
-                tenant_id=request.tenant_id,
-                kind=request.kind,
-                params=params,
-                task=request.task,
-                parent_id=request.parent_id,
-                root_id=(parent.root_id if parent else None) or run_id,
-                depth=parent.depth + 1 if parent else 0,
-                max_attempts=self.settings.max_attempts,
-                labels=request.labels,
-                attributes=request.attributes,
-            )
+            command = self._create_command(request, params, run_id, parent)
             new_events = decide(RunState(), command)
             metadata = _metadata(request.actor, request.tenant_id, command.root_id or run_id)
             # The append goes last, right before the commit: whole-log readers wait for appends in flight
@@ -172,6 +169,85 @@ class RunService:
             outbox.enqueue(conn, run_id, request.tenant_id, 1, queue)
             recorded = append(conn, run_id, request.tenant_id, new_events, 0, metadata)
             return Outcome(run_id, fold(new_events), recorded, recorded, created=True)
+
+    def submit_batch(self, requests: Sequence[SubmitRequest]) -> list[Outcome]:
+        """Submit many runs atomically: all are recorded, with their dispatch intents, in one transaction
+        of a few statements, or none is. Each item is idempotent by its own key as `submit` is; an item
+        whose key an earlier request used answers that request's run. Outcomes are in request order."""
+        invalid: list[dict[str, Any]] = []
+        params: list[dict[str, Any]] = []
+        keys: dict[str, int] = {}
+        for index, request in enumerate(requests):
+            try:
+                params.append(_validate_params(request.kind, request.params))
+            except InvalidRequest as exc:
+                invalid += [{**err, "loc": ["body", "runs", index, *err["loc"][1:]]} for err in exc.errors]
+            key = request.idempotency_key
+            if key is not None and keys.setdefault(key, index) != index:
+                loc = ["body", "runs", index, "idempotency_key"]
+                invalid.append(
+                    {"loc": loc, "msg": "idempotency_key repeats within the batch", "type": "value_error"}
+                )
+        if invalid:
+            raise InvalidRequest(invalid)
+        tenants = {request.tenant_id for request in requests}
+        if len(tenants) != 1:  # the API gives a batch its caller's tenant; mixing them is a caller's bug
+            raise ValueError("a batch belongs to one tenant")
+        tenant_id = tenants.pop()
+        run_ids = [uuid.uuid4() for _ in requests]
+        claims = {
+            request.idempotency_key: (_request_hash(request), run_id)
+            for request, run_id in zip(requests, run_ids, strict=True)
+            if request.idempotency_key is not None
+        }
+        with _store_errors(), self.engine.begin() as conn:
+            try:
+                earlier = idempotency.claim_many(conn, tenant_id, claims)
+            except idempotency.KeyReused as exc:
+                raise IdempotencyConflict(
+                    f"Idempotency-Key {exc.args[0]!r} was already used with a different request"
+                ) from None
+            existing = read_streams(conn, sorted(set(earlier.values())), tenant_id) if earlier else {}
+            fresh: list[NewStream] = []
+            queues: list[str] = []
+            for request, run_id, valid in zip(requests, run_ids, params, strict=True):
+                if request.idempotency_key in earlier:
+                    continue
+                parent = self._parent_state(conn, request) if request.parent_id else None
+                command = self._create_command(request, valid, run_id, parent)
+                metadata = _metadata(request.actor, tenant_id, command.root_id or run_id)
+                fresh.append(NewStream(run_id, tenant_id, decide(RunState(), command), metadata))
+                queues.append(self.settings.queue_name(JOB_KINDS[request.kind].queue))
+            outbox.enqueue_first_attempts(conn, [(f.stream_id, tenant_id) for f in fresh], queues)
+            # As in `submit`, the append goes last, right before the commit.
+            created = dict(zip((f.stream_id for f in fresh), append_new_streams(conn, fresh), strict=True))
+        outcomes = []
+        for request, run_id in zip(requests, run_ids, strict=True):
+            if request.idempotency_key in earlier:
+                earlier_id = earlier[request.idempotency_key]
+                stream = existing[earlier_id]
+                outcomes.append(Outcome(earlier_id, fold(r.to_event() for r in stream), stream[:1], stream))
+            else:
+                stream = created[run_id]
+                outcomes.append(Outcome(run_id, fold(r.to_event() for r in stream), stream, stream, True))
+        return outcomes
+
+    def _create_command(
+        self, request: SubmitRequest, params: dict[str, Any], run_id: UUID, parent: RunState | None
+    ) -> CreateRun:
+        return CreateRun(
+            run_id=run_id,
+            tenant_id=request.tenant_id,
+            kind=request.kind,
+            params=params,
+            task=request.task,
+            parent_id=request.parent_id,
+            root_id=(parent.root_id if parent else None) or run_id,
+            depth=parent.depth + 1 if parent else 0,
+            max_attempts=self.settings.max_attempts,
+            labels=request.labels,
+            attributes=request.attributes,
+        )
 
     def _existing(self, conn: Connection, tenant_id: str, run_id: UUID) -> Outcome:
         recorded = read_stream(conn, run_id, tenant_id=tenant_id)

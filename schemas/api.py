@@ -55,6 +55,23 @@ class RunCreateRequest(BaseModel):
     labels: Labels = Field(default_factory=dict, max_length=32)
 
 
+MAX_BATCH_RUNS = 1000
+
+
+class RunBatchItem(RunCreateRequest):
+    idempotency_key: str | None = Field(
+        default=None,
+        max_length=255,
+        pattern=NO_NUL,
+        description="This item's own idempotency key: a retried batch answers the run it created.",
+    )
+
+
+class RunBatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    runs: list[RunBatchItem] = Field(min_length=1, max_length=MAX_BATCH_RUNS)
+
+
 class Progress(BaseModel):
     done: int
     total: int | None = None
@@ -90,6 +107,13 @@ class RunView(BaseModel):
 class RunPage(BaseModel):
     data: list[RunView]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+class RunBatchResponse(BaseModel):
+    """The batch's runs in request order; `created[i]` is false where item i's key answered an earlier run."""
+
+    data: list[RunView]
+    created: list[bool]
 
 
 class EventView(BaseModel):

@@ -16,7 +16,15 @@ from orchestrator.api.views import event_view, run_view
 from orchestrator.readmodel.paging import decode_position, encode_position, position_of
 from orchestrator.readmodel.runs import RunFilters, as_written, get_run, list_runs, run_events
 from orchestrator.services import Outcome, RunNotFound, SubmitRequest
-from schemas.api import NO_NUL, EventList, RunCreateRequest, RunPage, RunView
+from schemas.api import (
+    NO_NUL,
+    EventList,
+    RunBatchRequest,
+    RunBatchResponse,
+    RunCreateRequest,
+    RunPage,
+    RunView,
+)
 from schemas.runs import RunStatus
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
@@ -71,6 +79,35 @@ def submit_run(
         response.status_code = 200
     response.headers["Location"] = f"/v1/runs/{outcome.run_id}"
     return _after_write(outcome)
+
+
+@router.post(
+    ":batch",
+    status_code=201,
+    response_model=RunBatchResponse,
+    responses={**responses(401, 409, 413, 422, 429, 503), 409: _SUBMIT_RESPONSES[409]},
+)
+def submit_batch(body: RunBatchRequest, principal: PrincipalDep, service: ServiceDep) -> RunBatchResponse:
+    """Submit up to 1,000 runs in one transaction: all are recorded or none is. Each item may carry its own
+    `idempotency_key`; a retried batch answers the runs its first call created (`created` false)."""
+    outcomes = service.submit_batch(
+        [
+            SubmitRequest(
+                tenant_id=principal.tenant_id,
+                kind=item.kind,
+                params=item.params,
+                task=item.task,
+                parent_id=item.parent_run_id,
+                labels=item.labels,
+                idempotency_key=item.idempotency_key,
+                actor=principal.actor,
+            )
+            for item in body.runs
+        ]
+    )
+    return RunBatchResponse(
+        data=[_after_write(outcome) for outcome in outcomes], created=[o.created for o in outcomes]
+    )
 
 
 @router.get("", response_model=RunPage, responses=responses(401, 422, 429, 503))

@@ -127,6 +127,57 @@ def append(
     return recorded  # the insert's trigger (migration 0006) sends the NOTIFY
 
 
+@dataclass(frozen=True)
+class NewStream:
+    stream_id: UUID
+    tenant_id: str
+    events: Sequence[Event]
+    metadata: dict[str, Any]
+
+
+def append_new_streams(conn: Connection, streams: Sequence[NewStream]) -> list[list[RecordedEvent]]:
+    """Start many streams in one statement (a batch of submissions): each at version 1, as `append` with
+    expected version 0 would. The ids are fresh, so there is no version to check; the unique key would
+    still reject a stream that existed. Commit is the caller's; the shared lock is taken as `append` does."""
+    if not streams:
+        return []
+    conn.execute(sa.select(sa.func.pg_advisory_xact_lock_shared(APPEND_LOCK_KEY)))
+    rows = [
+        {
+            "event_id": uuid.uuid4(),
+            "stream_id": stream.stream_id,
+            "version": offset + 1,
+            "tenant_id": stream.tenant_id,
+            "type": event.type,
+            "data": event_to_stored(event),
+            "metadata": stream.metadata,
+        }
+        for stream in streams
+        for offset, event in enumerate(stream.events)
+    ]
+    by_stream: dict[UUID, list[RecordedEvent]] = {stream.stream_id: [] for stream in streams}
+    for row in conn.execute(events.insert().returning(*_COLUMNS), rows):
+        recorded = _recorded(row)
+        by_stream[recorded.stream_id].append(recorded)
+    return [sorted(by_stream[stream.stream_id], key=lambda r: r.version) for stream in streams]
+
+
+def read_streams(
+    conn: Connection, stream_ids: Sequence[UUID], tenant_id: str
+) -> dict[UUID, list[RecordedEvent]]:
+    """Several streams of one tenant in one query, each in version order."""
+    query = (
+        sa.select(*_COLUMNS)
+        .where(events.c.stream_id.in_(stream_ids), events.c.tenant_id == tenant_id)
+        .order_by(events.c.stream_id, events.c.version)
+    )
+    found: dict[UUID, list[RecordedEvent]] = {stream_id: [] for stream_id in stream_ids}
+    for row in conn.execute(query):
+        recorded = _recorded(row)
+        found[recorded.stream_id].append(recorded)
+    return found
+
+
 def read_stream(conn: Connection, stream_id: UUID, *, tenant_id: str | None = None) -> list[RecordedEvent]:
     query = sa.select(*_COLUMNS).where(events.c.stream_id == stream_id).order_by(events.c.version)
     if tenant_id is not None:

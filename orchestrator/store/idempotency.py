@@ -36,3 +36,37 @@ def claim(conn: Connection, tenant_id: str, key: str, request_hash: str, run_id:
     if row.request_hash != request_hash:
         raise KeyReused(key)
     return UUID(str(row.run_id))
+
+
+def claim_many(conn: Connection, tenant_id: str, claims: dict[str, tuple[str, UUID]]) -> dict[str, UUID]:
+    """`claim` for many keys in two statements: {key: (request_hash, run_id)} in, and out the keys that an
+    earlier request already holds, with the run it created. Raises KeyReused for a key held with another
+    request. Rows are inserted in key order so that two batches sharing keys cannot deadlock."""
+    if not claims:
+        return {}
+    ordered = sorted(claims)
+    inserted = conn.execute(
+        insert(idempotency_keys)
+        .values(
+            [
+                {"tenant_id": tenant_id, "key": k, "request_hash": claims[k][0], "run_id": claims[k][1]}
+                for k in ordered
+            ]
+        )
+        .on_conflict_do_nothing()
+        .returning(idempotency_keys.c.key)
+    )
+    held = set(ordered) - {row.key for row in inserted}
+    if not held:
+        return {}
+    rows = conn.execute(
+        sa.select(idempotency_keys.c.key, idempotency_keys.c.run_id, idempotency_keys.c.request_hash).where(
+            idempotency_keys.c.tenant_id == tenant_id, idempotency_keys.c.key.in_(sorted(held))
+        )
+    )
+    existing: dict[str, UUID] = {}
+    for row in rows:
+        if row.request_hash != claims[row.key][0]:
+            raise KeyReused(row.key)
+        existing[row.key] = UUID(str(row.run_id))
+    return existing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -36,6 +37,19 @@ def enqueue(
         values["not_before"] = not_before
     # The insert's trigger (migration 0006) wakes the relay on OUTBOX_CHANNEL at commit.
     return int(conn.execute(outbox.insert().values(**values).returning(outbox.c.id)).scalar_one())
+
+
+def enqueue_first_attempts(conn: Connection, runs: Sequence[tuple[UUID, str]], queues: Sequence[str]) -> None:
+    """Dispatch intents for the first attempt of many new runs, in one statement: (run_id, tenant_id) each,
+    with its queue at the same index."""
+    if runs:
+        conn.execute(
+            outbox.insert(),
+            [
+                {"run_id": run_id, "tenant_id": tenant_id, "attempt": 1, "queue": queue}
+                for (run_id, tenant_id), queue in zip(runs, queues, strict=True)
+            ],
+        )
 
 
 def claim_due(conn: Connection, limit: int = 100) -> list[OutboxMessage]:
