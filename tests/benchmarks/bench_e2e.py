@@ -7,6 +7,8 @@
 - ours: every role as its own process (worker concurrency 2), N `sleep` runs of duration 0 submitted
   over HTTP by 16 concurrent clients, one run per request; timed from the first request until the
   runs read model shows all N `succeeded`. Its create rate alone is a row of its own.
+- ours (batch): the same system, the N runs submitted through `POST /v1/runs:batch`, 1,000 a request
+  by 2 concurrent clients; timed the same way.
 - pgqueuer, DBOS: their own venvs and databases, one-by-one enqueue, a running worker (drivers/).
 """
 
@@ -55,6 +57,8 @@ from tests.benchmarks.system import (
 )
 
 OURS = "ours"
+OURS_BATCH = "ours (batch)"
+BATCH_SIZE = 1000
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -102,8 +106,18 @@ async def _create(client: httpx.AsyncClient, index: int, state: dict[str, Any]) 
     return await client.post("/v1/runs", json={"kind": "sleep", "params": {"duration": 0}})
 
 
+def _batch_of(n: int) -> Any:
+    async def create(client: httpx.AsyncClient, index: int, state: dict[str, Any]) -> httpx.Response:
+        size = min(BATCH_SIZE, n - index * BATCH_SIZE)
+        runs = [{"kind": "sleep", "params": {"duration": 0}}] * size
+        return await client.post("/v1/runs:batch", json={"runs": runs})
+
+    return create
+
+
 @contextmanager
-def ours(found: Servers, n: int, clients: int) -> Iterator[Trial]:
+def ours(found: Servers, n: int, clients: int) -> Iterator[tuple[Trial, Trial]]:
+    """One running system, two ways of submitting to it: one run per request, and batches."""
     roles = ("relay", "project", "reconcile", "worker", "serve")
     with running(found, roles) as system, psycopg.connect(system.settings.database_url or "") as poll:
         poll.autocommit = True
@@ -114,8 +128,8 @@ def ours(found: Servers, n: int, clients: int) -> Iterator[Trial]:
             row = poll.execute(query, (tenant,)).fetchone()
             return int(row[0]) if row else 0
 
-        def trial(rep: int) -> dict[str, float]:
-            tenant = f"bench-{rep}-{uuid.uuid4().hex[:6]}"
+        def trial(rep: int, batched: bool = False) -> dict[str, float]:
+            tenant = f"bench-{rep}-{'b' if batched else 'r'}-{uuid.uuid4().hex[:6]}"
             headers = {"Authorization": f"Bearer {system.api_key(tenant)}"}
             # The settle before the rep doubles as a look at what the idle roles commit on their own
             # (polls, lease checks): the window measured after the rep includes a settle of the same.
@@ -133,7 +147,12 @@ def ours(found: Servers, n: int, clients: int) -> Iterator[Trial]:
                 return succeeded(tenant) >= n
 
             began = time.perf_counter()
-            created = run_load(system.api_url or "", headers, n, _create, clients)
+            if batched:
+                requests = -(-n // BATCH_SIZE)
+                created = run_load(system.api_url or "", headers, requests, _batch_of(n), 2)
+                created.count = n  # the create rate is in runs, not requests
+            else:
+                created = run_load(system.api_url or "", headers, n, _create, clients)
             wait_for(all_succeeded, _deadline(n), f"{n} runs succeeded", interval=0.02)
             seconds = time.perf_counter() - began
             settle_stats()
@@ -151,7 +170,7 @@ def ours(found: Servers, n: int, clients: int) -> Iterator[Trial]:
                 values["statements_per_run"] = (statements_after - statements - polls - 3) / n
             return values
 
-        yield trial
+        yield trial, lambda rep: trial(rep, batched=True)
 
 
 def other(found: Servers, name: str, package: str, script: str, n: int) -> Trial | None:
@@ -173,12 +192,18 @@ def report(samples: Samples, n: int) -> dict[str, Any]:
     rows = []
     for name in contenders:
         summary[name] = stats = summarize(samples, name, "jobs_per_s")
-        ratio = None if name == OURS else samples.paired_ratio("jobs_per_s", OURS, name)
+        ratio = None if name.startswith(OURS) else samples.paired_ratio("jobs_per_s", OURS, name)
         stats["ours_over_it"] = ratio
         rows.append([name, fmt(stats["median"]), fmt(stats["spread_pct"], "%"), fmt(ratio, "x", 2)])
-    if OURS in contenders:
-        summary["ours_create_only"] = create = summarize(samples, OURS, "create_per_s")
-        rows.append(["ours: create only (HTTP)", fmt(create["median"]), fmt(create["spread_pct"], "%"), "-"])
+    if OURS_BATCH in contenders:
+        for name in contenders:
+            if not name.startswith(OURS):
+                batch_ratio = samples.paired_ratio("jobs_per_s", OURS_BATCH, name)
+                rows.append([f"{OURS_BATCH} / {name}", "-", "-", fmt(batch_ratio, "x", 2)])
+    for name, label in ((OURS, "ours: create only (HTTP)"), (OURS_BATCH, "ours: create only (batch)")):
+        if name in contenders:
+            summary[f"{name}_create_only"] = create = summarize(samples, name, "create_per_s")
+            rows.append([label, fmt(create["median"]), fmt(create["spread_pct"], "%"), "-"])
     notes = (
         f"N={n} no-op jobs per rep; median over reps; spread = (max-min)/median; ours/it = median over "
         "reps of the two rates measured in the same rep."
@@ -209,8 +234,10 @@ def main() -> None:
 
     args = parse_args("N no-op jobs end to end", 2000, extra)
     with servers() as found, ExitStack() as stack:
+        one_by_one, batched = stack.enter_context(ours(found, args.n, args.clients))
         trials: list[tuple[str, Trial]] = [
-            (OURS, stack.enter_context(ours(found, args.n, args.clients))),
+            (OURS, one_by_one),
+            (OURS_BATCH, batched),
             ("celery", stack.enter_context(bare_celery(found, args.n))),
         ]
         if not args.no_others:
