@@ -100,7 +100,7 @@ def _advance(conn: Connection, name: str, old: int, new: int) -> None:
 
 
 def catch_up_batch(
-    engine: Engine, projection: Projection, batch_size: int = 500, upto: int | None = None
+    engine: Engine, projection: Projection, batch_size: int = 2000, upto: int | None = None
 ) -> int:
     """Apply one batch (up to `upto`, a committed head, when given); returns how many events were applied."""
     with engine.begin() as conn:
@@ -112,7 +112,7 @@ def catch_up_batch(
         return len(batch)
 
 
-def catch_up(engine: Engine, projection: Projection, batch_size: int = 500) -> int:
+def catch_up(engine: Engine, projection: Projection, batch_size: int = 2000) -> int:
     """Apply everything committed so far. The committed head is a barrier that makes appends in flight
     finish first (see store.events.APPEND_LOCK_KEY), so it is asked for once a round, and only when the
     log has grown past the checkpoint at all."""
