@@ -137,6 +137,18 @@ runs = sa.Table(
     sa.Index("runs_attributes_idx", "attributes", postgresql_using="gin"),
 )
 
+# Read model: how many runs each (tenant, kind, status, top-level or child) holds, kept by the runs
+# projection in the transaction that writes the rows, so list totals need no COUNT(*) over millions.
+run_counts = sa.Table(
+    "run_counts",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, primary_key=True),
+    sa.Column("status", sa.Text, primary_key=True),
+    sa.Column("top_level", sa.Boolean, primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+)
+
 # Read model: the steps of each attempt, folded by orchestrator.projections.steps.
 run_steps = sa.Table(
     "run_steps",
