@@ -22,6 +22,8 @@ events = sa.Table(
     sa.Column("metadata", JSONB, nullable=False),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.UniqueConstraint("stream_id", "version", name="events_stream_version_key"),
+    # /metrics counts lost attempts at every scrape (migration 0009_metrics).
+    sa.Index("events_attempt_lost_idx", "position", postgresql_where=sa.text("type = 'AttemptLost'")),
 )
 
 outbox = sa.Table(

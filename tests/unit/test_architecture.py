@@ -45,6 +45,10 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "sqlalchemy",
         "fastapi",
     ),
+    # Metrics read the store and the projections' names; the HTTP layer mounts them, never the reverse.
+    "orchestrator.metrics": ("orchestrator.api", "orchestrator.services", "orchestrator.cli", "workers"),
+    # The process-wide instruments are a leaf: the store times its appends with them.
+    "orchestrator.metrics.process": ("orchestrator.", "workers"),
     # The store is the bottom of our own stack.
     "orchestrator.store": (
         "orchestrator.api",
