@@ -1,14 +1,16 @@
-"""The figures every API replica reports alike, read from PostgreSQL at scrape time in four statements.
+"""The figures every API replica reports alike, read from PostgreSQL at scrape time in four small reads.
 
-Run counts come from the `runs` read model (one row per run, folded from the log), so they agree with the
-log as of the projector's checkpoint, and two replicas scraped at once give the same numbers: nothing is
-counted in a process. Each statement is one pass over a table or an index: the `runs` read model (counts,
-then the latency histograms), the log's head and lost attempts (a partial index, migration 0009), the
-outbox's unsent rows (a partial index), and one row per projection checkpoint.
+Run counts and latency histograms come from `run_stats` and `run_latency`, which triggers on the `runs`
+read model keep in the projector's own transaction (migration 0009_metrics): they agree with the log as
+of the projector's checkpoint, cost a read of a few rows per tenant and kind however long the history,
+and two replicas scraped at once give the same numbers, since nothing is counted in a process. Then the
+log's head and lost attempts (a partial index), the outbox's unsent rows (a partial index), and one row
+per projection checkpoint.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,13 +19,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from orchestrator.store.schema import events, outbox, projection_checkpoints, runs
+from orchestrator.store.schema import events, outbox, projection_checkpoints, run_latency, run_stats
 
 OTHER_TENANTS = "other"
 FINISHED = ("succeeded", "failed", "canceled")
 # Seconds. Queue wait is creation to first start; duration is first start to the end.
 QUEUE_WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 DURATION_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
+# Also in the database's `orch_latency_le` (migration 0009_metrics), which files each observation.
+BUCKETS = {"queue_wait": QUEUE_WAIT_BUCKETS, "duration": DURATION_BUCKETS}
 
 
 @dataclass(frozen=True)
@@ -70,13 +74,16 @@ class Snapshot:
 
 def _run_counts(conn: Connection, top_tenants: int) -> dict[tuple[str, str], RunCounts]:
     query = sa.select(
-        runs.c.tenant_id,
-        runs.c.kind,
-        runs.c.status,
-        sa.func.count(),
-        sa.func.count(runs.c.started_at),
-    ).group_by(runs.c.tenant_id, runs.c.kind, runs.c.status)
-    rows = conn.execute(query).all()
+        run_stats.c.tenant_id,
+        run_stats.c.kind,
+        run_stats.c.status,
+        sa.func.sum(run_stats.c.n),
+        sa.func.sum(run_stats.c.n).filter(run_stats.c.started),
+    ).group_by(run_stats.c.tenant_id, run_stats.c.kind, run_stats.c.status)
+    rows = [
+        (tenant, kind, status, int(n), int(began or 0))
+        for tenant, kind, status, n, began in conn.execute(query)
+    ]
     per_tenant: dict[str, int] = defaultdict(int)
     for tenant, _kind, _status, n, _started in rows:
         per_tenant[tenant] += n
@@ -93,36 +100,26 @@ def _run_counts(conn: Connection, top_tenants: int) -> dict[tuple[str, str], Run
     return {label: RunCounts(dict(counts), started[label]) for label, counts in by_status.items()}
 
 
-def _histogram_columns(
-    seconds: sa.ColumnElement[Any], bounds: Sequence[float]
-) -> list[sa.ColumnElement[Any]]:
-    observed = seconds.is_not(None)
-    columns: list[sa.ColumnElement[Any]] = [sa.func.count().filter(seconds <= b) for b in bounds]
-    columns.append(sa.func.count().filter(observed))
-    columns.append(sa.func.coalesce(sa.func.sum(seconds), 0.0))
-    return columns
-
-
-def _histograms(conn: Connection) -> tuple[dict[str, Histogram], dict[str, Histogram]]:
-    wait = sa.extract("epoch", runs.c.started_at - runs.c.created_at)
-    took = sa.extract("epoch", runs.c.finished_at - runs.c.started_at)
+def _histograms(conn: Connection) -> dict[str, dict[str, Histogram]]:
+    """metric (queue_wait, duration) -> kind -> histogram, from the per-bound counts."""
     query = sa.select(
-        runs.c.kind,
-        *_histogram_columns(wait, QUEUE_WAIT_BUCKETS),
-        *_histogram_columns(took, DURATION_BUCKETS),
-    ).group_by(runs.c.kind)
-    queue_wait, duration = {}, {}
-    split = len(QUEUE_WAIT_BUCKETS) + 2
-    for kind, *values in conn.execute(query):
-        queue_wait[kind] = _histogram(QUEUE_WAIT_BUCKETS, values[:split])
-        duration[kind] = _histogram(DURATION_BUCKETS, values[split:])
-    return queue_wait, duration
-
-
-def _histogram(bounds: tuple[float, ...], values: Sequence[object]) -> Histogram:
-    *buckets, count, total = values
-    counts = tuple(int(str(n)) for n in buckets)
-    return Histogram(bounds, (*counts, int(str(count))), int(str(count)), float(str(total)))
+        run_latency.c.metric, run_latency.c.kind, run_latency.c.le, run_latency.c.n, run_latency.c.total
+    )
+    per_bound: dict[tuple[str, str], dict[float, tuple[int, float]]] = defaultdict(dict)
+    for metric, kind, le, n, total in conn.execute(query):
+        per_bound[(metric, kind)][float(le)] = (int(n), float(total))
+    found: dict[str, dict[str, Histogram]] = {"queue_wait": {}, "duration": {}}
+    for (metric, kind), counts in per_bound.items():
+        bounds = BUCKETS.get(metric)
+        if bounds is None:
+            continue
+        cumulative, running = [], 0
+        for bound in (*bounds, math.inf):
+            running += counts.get(bound, (0, 0.0))[0]
+            cumulative.append(running)
+        total = sum(seconds for _n, seconds in counts.values())
+        found[metric][kind] = Histogram(bounds, tuple(cumulative), running, max(0.0, total))
+    return found
 
 
 def _log_and_outbox(conn: Connection) -> tuple[Any, ...]:
@@ -163,12 +160,12 @@ def _projection_lags(conn: Connection, head: int, names: Sequence[str]) -> list[
 
 def read(conn: Connection, top_tenants: int, projections: Sequence[str]) -> Snapshot:
     counts = _run_counts(conn, top_tenants)
-    queue_wait, duration = _histograms(conn)
+    histograms = _histograms(conn)
     head, lost, due, scheduled, oldest_due = _log_and_outbox(conn)
     return Snapshot(
         runs=counts,
-        queue_wait=queue_wait,
-        duration=duration,
+        queue_wait=histograms["queue_wait"],
+        duration=histograms["duration"],
         log_head=int(head),
         attempts_lost=int(lost),
         outbox_due=int(due),

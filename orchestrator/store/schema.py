@@ -139,6 +139,28 @@ runs = sa.Table(
     sa.Index("runs_attributes_idx", "attributes", postgresql_using="gin"),
 )
 
+# Kept by triggers on `runs` (migration 0009_metrics) for /metrics: runs per tenant, kind, status and
+# whether they ever started, and the queue-wait and duration histograms per kind (count and sum per bound).
+run_stats = sa.Table(
+    "run_stats",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, primary_key=True),
+    sa.Column("status", sa.Text, primary_key=True),
+    sa.Column("started", sa.Boolean, primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+
+run_latency = sa.Table(
+    "run_latency",
+    metadata,
+    sa.Column("kind", sa.Text, primary_key=True),
+    sa.Column("metric", sa.Text, primary_key=True),  # queue_wait | duration
+    sa.Column("le", sa.Float, primary_key=True),  # the bucket's upper bound; Infinity for the last
+    sa.Column("n", sa.BigInteger, nullable=False),
+    sa.Column("total", sa.Float, nullable=False),
+)
+
 # Read model: the steps of each attempt, folded by orchestrator.projections.steps.
 run_steps = sa.Table(
     "run_steps",

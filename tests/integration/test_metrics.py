@@ -4,6 +4,7 @@ database report the same figures, tenants past the top N share one label, and a 
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
 from orchestrator.api.app import create_app
+from orchestrator.metrics.snapshot import BUCKETS
 from orchestrator.projections import runner
 from orchestrator.settings import Settings
 from orchestrator.store.engine import make_engine
@@ -206,3 +208,50 @@ def test_a_metrics_token_is_required_once_set(settings: Settings, engine: Engine
         assert "orch_runs_submitted_total" in str(scrape(closed, {"Authorization": f"Bearer {token}"}))
     with api(settings, engine) as open_api:
         assert "/metrics" not in open_api.get("/openapi.json").json()["paths"]
+
+
+def test_the_kept_counts_equal_the_read_model_through_a_rebuild(engine: Engine) -> None:
+    """The trigger-kept tables are an aggregate of `runs`; a rebuild deletes and re-inserts every row,
+    and they still are."""
+
+    def kept() -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
+        with engine.connect() as conn:
+            stats = conn.execute(
+                sa.text("SELECT tenant_id, kind, status, started, n FROM run_stats WHERE n <> 0")
+            )
+            latency = conn.execute(sa.text("SELECT kind, metric, le, n FROM run_latency WHERE n <> 0"))
+            return {tuple(r) for r in stats}, {tuple(r) for r in latency}
+
+    def aggregated() -> set[tuple[Any, ...]]:
+        query = (
+            "SELECT tenant_id, kind, status, started_at IS NOT NULL, count(*) FROM runs GROUP BY 1, 2, 3, 4"
+        )
+        with engine.connect() as conn:
+            return {tuple(r) for r in conn.execute(sa.text(query))}
+
+    settle(engine)
+    before = kept()
+    assert before[0] == aggregated()
+    runs_projection = next(p for p in runner.PROJECTIONS if p.name == "runs")
+    runner.rebuild(engine, runs_projection)
+    assert kept() == before
+    assert kept()[0] == aggregated()
+
+
+@pytest.mark.parametrize("metric", sorted(BUCKETS))
+def test_the_database_files_observations_under_the_bounds_the_scrape_reports(
+    engine: Engine, metric: str
+) -> None:
+    bounds = BUCKETS[metric]
+    with engine.connect() as conn:
+
+        def filed(seconds: float) -> float:
+            return float(
+                conn.execute(
+                    sa.text("SELECT orch_latency_le(:m, :s)"), {"m": metric, "s": seconds}
+                ).scalar_one()
+            )
+
+        assert [filed(b) for b in bounds] == list(bounds)
+        assert [filed(b * 1.001) for b in bounds] == [*bounds[1:], math.inf]
+        assert filed(0.0) == bounds[0]
