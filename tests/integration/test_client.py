@@ -31,7 +31,9 @@ from orchestrator.client import (
     ValidationFailed,
     WaitTimeout,
 )
+from orchestrator.projections import runner
 from orchestrator.settings import Settings
+from orchestrator.store.events import head_position
 from tests.conftest import System
 from tests.services import free_port, wait_until
 
@@ -76,15 +78,23 @@ def idle_url(serve: Serve) -> Iterator[str]:
         yield served
 
 
+def settle(engine: Engine) -> None:
+    """Until the read models show every write so far: lists read them, and they trail the log."""
+    with engine.connect() as conn:
+        head = head_position(conn)
+    assert all(runner.wait_for(engine, head, 20.0, p.name) for p in runner.PROJECTIONS), "projector is behind"
+
+
 @pytest.fixture()
 def key(make_key: Callable[[str], str], tenant: str) -> str:
     return make_key(tenant)
 
 
-def test_list_pages_through_every_run_newest_first(idle_url: str, key: str) -> None:
+def test_list_pages_through_every_run_newest_first(idle_url: str, key: str, engine: Engine) -> None:
     with Client(idle_url, key) as client:
         submitted = [client.submit("sleep", labels={"n": str(n)}) for n in range(7)]
         assert all(run.status is RunStatus.PENDING for run in submitted)
+        settle(engine)
         first = client.list_page(limit=3)
         assert len(first.data) == 3 and first.next_cursor is not None, "more than one page"
         listed = list(client.list(page_size=3))  # three pages: 3 + 3 + 1
@@ -93,11 +103,12 @@ def test_list_pages_through_every_run_newest_first(idle_url: str, key: str) -> N
         assert list(client.list(status=RunStatus.SUCCEEDED)) == []
 
 
-def test_the_same_idempotency_key_twice_answers_the_same_run(idle_url: str, key: str) -> None:
+def test_the_same_idempotency_key_twice_answers_the_same_run(idle_url: str, key: str, engine: Engine) -> None:
     with Client(idle_url, key) as client:
         first = client.submit("sleep", {"duration": 1}, idempotency_key="nightly-1")
         again = client.submit("sleep", {"duration": 1}, idempotency_key="nightly-1")
         assert again.id == first.id
+        settle(engine)
         assert [run.id for run in client.list()] == [first.id]
         with pytest.raises(Conflict) as clash:
             client.submit("sleep", {"duration": 2}, idempotency_key="nightly-1")
@@ -180,11 +191,12 @@ def test_rate_limited_carries_retry_after(serve: Serve, key: str) -> None:
     assert limited_error.value.status == 429 and limited_error.value.retry_after >= 1
 
 
-def test_the_async_client_gives_the_same_answers(url: str, idle_url: str, key: str) -> None:
+def test_the_async_client_gives_the_same_answers(url: str, idle_url: str, key: str, engine: Engine) -> None:
     async def scenario() -> None:
         async with AsyncClient(idle_url, key) as idle:
             submitted = [await idle.submit("sleep", idempotency_key=f"a-{n}") for n in range(5)]
             assert (await idle.submit("sleep", idempotency_key="a-0")).id == submitted[0].id
+            await asyncio.to_thread(settle, engine)
             listed = [run async for run in idle.list(page_size=2)]
             assert [run.id for run in listed] == [run.id for run in reversed(submitted)]
             batch = await idle.submit_batch([RunBatchItem(kind="sleep", idempotency_key="a-1")])
