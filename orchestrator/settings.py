@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     metrics_top_tenants: int = Field(
         default=20, ge=0, le=1000, description="Tenants named in run metrics; the rest are labelled other."
     )
+    worker_metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="`orchestrator worker` serves its own /metrics here."
+    )
 
     @model_validator(mode="after")
     def _real_secret_on_real_servers(self) -> Self:
