@@ -1,11 +1,10 @@
 """The figures every API replica reports alike, read from PostgreSQL at scrape time in four small reads.
 
-Run counts and latency histograms come from `run_stats` and `run_latency`, which triggers on the `runs`
-read model keep in the projector's own transaction (migration 0009_metrics): they agree with the log as
-of the projector's checkpoint, cost a read of a few rows per tenant and kind however long the history,
-and two replicas scraped at once give the same numbers, since nothing is counted in a process. Then the
-log's head and lost attempts (a partial index), the outbox's unsent rows (a partial index), and one row
-per projection checkpoint.
+Run counts and latency histograms come from the counters the runs projection keeps beside its rows
+(`run_counts`, `run_started`, `run_latency`): they agree with the log as of the projector's checkpoint,
+cost a read of a few rows per tenant and kind however long the history, and two replicas scraped at once
+give the same numbers, since nothing is counted in a process. Then the log's head and lost attempts (a
+partial index), the outbox's unsent rows (a partial index), and one row per projection checkpoint.
 """
 
 from __future__ import annotations
@@ -19,15 +18,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from orchestrator.store.schema import events, outbox, projection_checkpoints, run_latency, run_stats
+from orchestrator.projections.run_metrics import BUCKETS
+from orchestrator.store.schema import (
+    events,
+    outbox,
+    projection_checkpoints,
+    run_counts,
+    run_latency,
+    run_started,
+)
 
 OTHER_TENANTS = "other"
 FINISHED = ("succeeded", "failed", "canceled")
-# Seconds. Queue wait is creation to first start; duration is first start to the end.
-QUEUE_WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
-DURATION_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
-# Also in the database's `orch_latency_le` (migration 0009_metrics), which files each observation.
-BUCKETS = {"queue_wait": QUEUE_WAIT_BUCKETS, "duration": DURATION_BUCKETS}
 
 
 @dataclass(frozen=True)
@@ -73,37 +75,38 @@ class Snapshot:
 
 
 def _run_counts(conn: Connection, top_tenants: int) -> dict[tuple[str, str], RunCounts]:
-    query = sa.select(
-        run_stats.c.tenant_id,
-        run_stats.c.kind,
-        run_stats.c.status,
-        sa.func.sum(run_stats.c.n),
-        sa.func.sum(run_stats.c.n).filter(run_stats.c.started),
-    ).group_by(run_stats.c.tenant_id, run_stats.c.kind, run_stats.c.status)
-    rows = [
-        (tenant, kind, status, int(n), int(began or 0))
-        for tenant, kind, status, n, began in conn.execute(query)
-    ]
+    # One statement: the counts by status, and beside them (status NULL) how many ever started.
+    by_status = sa.select(
+        run_counts.c.tenant_id, run_counts.c.kind, run_counts.c.status, sa.func.sum(run_counts.c.count)
+    ).group_by(run_counts.c.tenant_id, run_counts.c.kind, run_counts.c.status)
+    started_rows = sa.select(
+        run_started.c.tenant_id, run_started.c.kind, sa.null().cast(sa.Text), run_started.c.count
+    )
+    rows = [(t, k, s, int(n)) for t, k, s, n in conn.execute(by_status.union_all(started_rows))]
     per_tenant: dict[str, int] = defaultdict(int)
-    for tenant, _kind, _status, n, _started in rows:
-        per_tenant[tenant] += n
+    for tenant, _kind, status, n in rows:
+        if status is not None:
+            per_tenant[tenant] += n
     # The busiest tenants keep their name, the rest share one label: a bounded number of series however
     # many tenants there are. Ties go by name, so every replica picks the same ones.
     ranked = sorted(per_tenant, key=lambda t: (-per_tenant[t], t))
     named = set(ranked[:top_tenants])
-    by_status: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    counts: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     started: dict[tuple[str, str], int] = defaultdict(int)
-    for tenant, kind, status, n, began in rows:
+    for tenant, kind, status, n in rows:
         label = (tenant if tenant in named else OTHER_TENANTS, kind)
-        by_status[label][status] += n
-        started[label] += began
-    return {label: RunCounts(dict(counts), started[label]) for label, counts in by_status.items()}
+        if status is None:
+            started[label] += n
+        else:
+            counts[label][status] += n
+    labels = set(counts) | set(started)
+    return {label: RunCounts(dict(counts.get(label, {})), started.get(label, 0)) for label in labels}
 
 
 def _histograms(conn: Connection) -> dict[str, dict[str, Histogram]]:
     """metric (queue_wait, duration) -> kind -> histogram, from the per-bound counts."""
     query = sa.select(
-        run_latency.c.metric, run_latency.c.kind, run_latency.c.le, run_latency.c.n, run_latency.c.total
+        run_latency.c.metric, run_latency.c.kind, run_latency.c.le, run_latency.c.count, run_latency.c.total
     )
     per_bound: dict[tuple[str, str], dict[float, tuple[int, float]]] = defaultdict(dict)
     for metric, kind, le, n, total in conn.execute(query):

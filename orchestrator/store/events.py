@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -78,8 +78,13 @@ _COLUMNS = (
 
 
 def _recorded(row: Any) -> RecordedEvent:
-    # The selected columns (_COLUMNS) carry exactly the dataclass's field names.
-    return RecordedEvent(**row._mapping)
+    # The selected columns (_COLUMNS) are the dataclass's fields in order (checked below): positional
+    # arguments skip building a mapping per row, which whole-log readers do thousands of times a second.
+    return RecordedEvent(*row)
+
+
+if tuple(c.name for c in _COLUMNS) != tuple(f.name for f in fields(RecordedEvent)):  # pragma: no cover
+    raise RuntimeError("_COLUMNS must list RecordedEvent's fields in order")
 
 
 def append(

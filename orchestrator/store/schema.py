@@ -139,16 +139,26 @@ runs = sa.Table(
     sa.Index("runs_attributes_idx", "attributes", postgresql_using="gin"),
 )
 
-# Kept by triggers on `runs` (migration 0009_metrics) for /metrics: runs per tenant, kind, status and
-# whether they ever started, and the queue-wait and duration histograms per kind (count and sum per bound).
-run_stats = sa.Table(
-    "run_stats",
+# Read model: how many runs each (tenant, kind, status, top-level or child) holds, kept by the runs
+# projection in the transaction that writes the rows, so list totals need no COUNT(*) over millions.
+run_counts = sa.Table(
+    "run_counts",
     metadata,
     sa.Column("tenant_id", sa.Text, primary_key=True),
     sa.Column("kind", sa.Text, primary_key=True),
     sa.Column("status", sa.Text, primary_key=True),
-    sa.Column("started", sa.Boolean, primary_key=True),
-    sa.Column("n", sa.BigInteger, nullable=False),
+    sa.Column("top_level", sa.Boolean, primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+)
+
+# Kept by the runs projection beside run_counts, for /metrics (orchestrator/projections/run_metrics.py):
+# how many runs per tenant and kind ever started, and the queue-wait and duration histograms per kind.
+run_started = sa.Table(
+    "run_started",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
 )
 
 run_latency = sa.Table(
@@ -157,8 +167,8 @@ run_latency = sa.Table(
     sa.Column("kind", sa.Text, primary_key=True),
     sa.Column("metric", sa.Text, primary_key=True),  # queue_wait | duration
     sa.Column("le", sa.Float, primary_key=True),  # the bucket's upper bound; Infinity for the last
-    sa.Column("n", sa.BigInteger, nullable=False),
-    sa.Column("total", sa.Float, nullable=False),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("total", sa.Float, nullable=False),  # the sum of the seconds observed in this bucket
 )
 
 # Read model: the steps of each attempt, folded by orchestrator.projections.steps.
