@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 from sqlalchemy.engine import Engine
@@ -152,6 +153,62 @@ def test_a_stream_resumed_from_a_last_id_gets_only_the_later_events(url: str, ke
         resumed = list(client.stream(run.id, last_event_id=middle.position))
         assert resumed == live[3:]
         assert list(client.stream(run.id, last_event_id=live[-1].position)) == []
+
+
+class _BreaksAfterTheFirstFrame(httpx.SyncByteStream):
+    def __init__(self, inner: httpx.SyncByteStream) -> None:
+        self._inner = inner
+
+    def __iter__(self) -> Iterator[bytes]:
+        seen = b""
+        for chunk in self._inner:
+            seen += chunk
+            ends = [i + len(sep) for sep in (b"\r\n\r\n", b"\n\n") if (i := seen.find(sep)) >= 0]
+            if ends:
+                yield seen[: min(ends)]
+                raise httpx.ReadError("connection dropped by the test")
+        yield seen
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class DropsTheFirstStream(httpx.BaseTransport):
+    """Real HTTP, except that the first event stream breaks right after its first frame, as a dropped
+    connection would; records the `Last-Event-ID` each stream request carried."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.HTTPTransport()
+        self.resumed_from: list[str | None] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self._inner.handle_request(request)
+        if not request.url.path.endswith("/stream"):
+            return response
+        self.resumed_from.append(request.headers.get("last-event-id"))
+        if len(self.resumed_from) > 1:
+            return response
+        assert isinstance(response.stream, httpx.SyncByteStream)
+        broken = _BreaksAfterTheFirstFrame(response.stream)
+        return httpx.Response(response.status_code, headers=response.headers, stream=broken, request=request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def test_a_dropped_stream_is_resumed_from_the_last_event_with_no_gap_or_repeat(
+    idle_url: str, key: str
+) -> None:
+    transport = DropsTheFirstStream()
+    with Client(idle_url, key, transport=transport) as client:
+        run = client.submit("sleep")
+        seen = []
+        for event in client.stream(run.id):
+            seen.append(event)
+            if event.type == "RunCreated":
+                client.cancel(run.id)  # the stream breaks now, and the cancel's event comes after it
+    assert [e.type for e in seen] == ["RunCreated", "RunCanceled"]
+    assert transport.resumed_from == [None, str(seen[0].position)]
 
 
 def test_error_answers_are_typed_with_status_and_detail(idle_url: str, key: str) -> None:
