@@ -6,10 +6,11 @@
   with the bounds of that module at the time of writing.
 - A partial index on `AttemptLost` events, so counting lost attempts reads a few index entries.
 
-Row-level security on `run_started` as on every tenant table (0003); `run_latency` names no tenant.
+Row-level security on `run_started` as on every tenant table (0003, in the init-plan form of 0008);
+`run_latency` names no tenant.
 
 Revision ID: 0009_metrics
-Revises: 0007
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_metrics"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
@@ -69,14 +70,12 @@ def upgrade() -> None:
     op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON run_started, run_latency TO {APP_ROLE}")
     op.execute("ALTER TABLE run_started ENABLE ROW LEVEL SECURITY")
     op.execute("ALTER TABLE run_started FORCE ROW LEVEL SECURITY")
+    tenant = "tenant_id = ANY ((SELECT orch_tenants())::text[])"
+    system = f"(SELECT current_user) <> '{APP_ROLE}'"
     op.execute(
-        f"CREATE POLICY tenant_isolation ON run_started TO {APP_ROLE} "
-        "USING (tenant_id = ANY (orch_tenants())) WITH CHECK (tenant_id = ANY (orch_tenants()))"
+        f"CREATE POLICY tenant_isolation ON run_started TO {APP_ROLE} USING ({tenant}) WITH CHECK ({tenant})"
     )
-    op.execute(
-        "CREATE POLICY system_roles ON run_started "
-        f"USING (current_user <> '{APP_ROLE}') WITH CHECK (current_user <> '{APP_ROLE}')"
-    )
+    op.execute(f"CREATE POLICY system_roles ON run_started USING ({system}) WITH CHECK ({system})")
 
 
 def downgrade() -> None:
