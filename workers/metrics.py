@@ -12,6 +12,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import psutil
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -19,8 +21,16 @@ def prepare(data_dir: Path) -> Path:
     """An empty folder for this worker's metric files, named in the environment its pool inherits."""
     if "prometheus_client" in sys.modules:
         raise RuntimeError("worker metrics must be prepared before prometheus_client is imported")
-    folder = data_dir.resolve() / "worker-metrics" / str(os.getpid())
-    shutil.rmtree(folder, ignore_errors=True)  # a previous process with this pid left its files
+    parent = data_dir.resolve() / "worker-metrics"
+    if parent.is_dir():
+        for left in parent.iterdir():  # the files of workers gone (and of an earlier process with our pid)
+            if (
+                not left.name.isdigit()
+                or int(left.name) == os.getpid()
+                or not psutil.pid_exists(int(left.name))
+            ):
+                shutil.rmtree(left, ignore_errors=True)
+    folder = parent / str(os.getpid())
     folder.mkdir(parents=True)
     os.environ[MULTIPROC_ENV] = str(folder)
     return folder
