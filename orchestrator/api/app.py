@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from orchestrator.api import docs, errors, health, runs, sse, stream
+from orchestrator.api import docs, errors, health, metrics, runs, sse, stream
 from orchestrator.api.guards import RequestGuard
 from orchestrator.api.ratelimit import RateLimiter
 from orchestrator.api.surfaces import data_products, list_jobs, task_runs, taxonomy
@@ -35,6 +35,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     errors.install(app)
     docs.install(app)
     app.include_router(health.router)
+    metrics.install(app)
     app.include_router(runs.router)
     app.include_router(taxonomy.router)
     app.include_router(task_runs.router)

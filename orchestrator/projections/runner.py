@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.projections import counts as run_counts
-from orchestrator.projections import rows
+from orchestrator.projections import rows, run_metrics
 from orchestrator.projections import runs as runs_projection
 from orchestrator.projections import steps as steps_projection
 from orchestrator.store.engine import libpq_url
@@ -67,8 +67,17 @@ def _projection(module: Any, **aggregates: Any) -> Projection:
     return Projection(module.NAME, module.TABLE, module.RECORD, module.key, module.evolve, **aggregates)
 
 
+def _runs_aggregates(conn: Connection, before: dict[Any, Any], after: dict[Any, Any]) -> None:
+    run_counts.apply(conn, before, after)  # list totals
+    run_metrics.apply(conn, before, after)  # what /metrics reads
+
+
 PROJECTIONS: tuple[Projection, ...] = (
-    _projection(runs_projection, aggregate=run_counts.apply, aggregate_tables=(run_counts.TABLE,)),
+    _projection(
+        runs_projection,
+        aggregate=_runs_aggregates,
+        aggregate_tables=(run_counts.TABLE, *run_metrics.TABLES),
+    ),
     _projection(steps_projection),
 )
 
