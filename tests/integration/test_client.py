@@ -280,7 +280,7 @@ def test_the_async_client_gives_the_same_answers(url: str, idle_url: str, key: s
 def test_the_readme_example_runs(url: str, key: str) -> None:
     env = {**os.environ, "ORCH_API_URL": url, "ORCH_API_KEY": key, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "client_quickstart.py")],
+        [sys.executable, "-m", "orchestrator.client.quickstart"],
         env=env,
         capture_output=True,
         text=True,
