@@ -148,5 +148,4 @@ class Storage:
         return fs, str(path)
 
     def _parent(self, url: str) -> str:
-        fs, path = self._fs(url)
-        return str(fs._parent(path))
+        return self._fs(url)[1].rstrip("/").rsplit("/", 1)[0]

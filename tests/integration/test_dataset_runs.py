@@ -209,3 +209,20 @@ def test_a_direct_submission_cannot_read_outside_the_tenants_bucket(
     run = wait_terminal(app_client, auth, answer.json()["id"])
     assert run["status"] == "failed" and run["error_code"] == "insufficient_data"
     assert "/etc" not in (run["error"] or "") and "passwd" not in (run["error"] or "")
+
+
+def test_an_uploaded_csv_feature_runs_like_a_jsonl_one(app_client: TestClient, auth: dict[str, str]) -> None:
+    rows = "".join(f'{i},"Lee, Ann",ann{i}@example.com\n' for i in range(1, 301))
+    uploaded = app_client.post(
+        "/v1/features", files={"file": ("people.csv", f"id,name,email\n{rows}".encode())}, headers=auth
+    )
+    assert uploaded.status_code == 201 and uploaded.json()["format"] == "csv", uploaded.text
+    feature_id = uploaded.json()["id"]
+    context = {"paths": {"who": "name", "mail": "email"}, "chunkLines": 64}
+    run_id = start(app_client, auth, feature_id, task="extract_fields", context=context)
+    run = wait_terminal(app_client, auth, run_id)
+    assert run["status"] == "succeeded" and run["result"]["line_count"] == 300, run
+    result = app_client.get(f"/v1/task-runs/{run_id}/result", headers=auth).text
+    records = [json.loads(line) for line in result.splitlines()]
+    assert records[0] == {"who": "Lee, Ann", "mail": "ann1@example.com"} and len(records) == 300
+    assert [r["mail"] for r in records] == [f"ann{i}@example.com" for i in range(1, 301)]
