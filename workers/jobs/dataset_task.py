@@ -109,6 +109,8 @@ def run(ctx: JobContext, params: DatasetTaskParams) -> dict[str, Any]:
     try:
         _process(ctx, params, task, storage, url, files, done)
         return _finish(ctx, params, files, done)
+    except RetryableJobError:
+        raise  # another attempt follows and resumes from the checkpoint: its committed parts must stay
     except (JobCanceled, JobError):
         files.discard_work()  # nothing of a run that did not succeed stays behind but its error file
         raise
