@@ -25,8 +25,9 @@ from schemas.features import FeatureFormat
 from schemas.jobs import DatasetTaskParams
 from schemas.runs import ErrorCode
 from workers.context import JobContext
-from workers.errors import JobCanceled, JobError, RetryableJobError
+from workers.errors import AttemptSuperseded, JobError, RetryableJobError
 from workers.jobs.dataset_files import RunFiles
+from workers.resilience import TRANSIENT
 
 
 @dataclass
@@ -109,10 +110,11 @@ def run(ctx: JobContext, params: DatasetTaskParams) -> dict[str, Any]:
     try:
         _process(ctx, params, task, storage, url, files, done)
         return _finish(ctx, params, files, done)
-    except RetryableJobError:
+    except (RetryableJobError, AttemptSuperseded, *TRANSIENT):
         raise  # another attempt follows and resumes from the checkpoint: its committed parts must stay
-    except (JobCanceled, JobError):
-        files.discard_work()  # nothing of a run that did not succeed stays behind but its error file
+    except Exception:
+        # Canceled, failed, or crashed (which fails the run): nothing of it stays but its error file.
+        files.discard_work()
         raise
 
 
