@@ -65,6 +65,19 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     rate_limit_per_second: float = Field(default=100.0, gt=0, description="Requests per second per API key.")
     rate_limit_burst: int = Field(default=200, ge=1)
+    upload_max_bytes: int = Field(
+        default=1 << 30, gt=0, description="Cap of one multipart upload (a feature's file); 413 above it."
+    )
+    # Object storage for datasets (`orchestrator.storage`). Comma-separated lists: one env var each.
+    storage_root: str | None = Field(
+        default=None, description="fsspec URL holding the tenants' buckets; unset: <data_dir>/buckets"
+    )
+    storage_schemes: str = Field(
+        default="file", description="URL schemes a feature may name, comma-separated (e.g. file,s3)."
+    )
+    storage_file_roots: str = Field(
+        default="", description="Folders any tenant may read with file://, comma-separated."
+    )
     log_level: str = "INFO"
     log_tracebacks: bool = Field(default=False, description="Print tracebacks under log lines (local use).")
 

@@ -10,6 +10,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.api import JsonObject
+from schemas.features import FeatureFormat
 from schemas.runs import ErrorCode
 
 
@@ -49,6 +51,29 @@ class SleepParams(BaseModel):
     )
 
 
+class DatasetTaskParams(BaseModel):
+    """The `dataset_task` kind: one dataset task over one feature's lines, in chunks, into one result file.
+    The feature's URL and format are copied in when the run is created, so the run needs nothing but its
+    own log; the worker checks again that the run's tenant may read that URL."""
+
+    model_config = ConfigDict(extra="forbid")
+    task: str = Field(min_length=1, max_length=255, description="A dataset task's name, e.g. `redact`.")
+    input_url: str = Field(min_length=1, max_length=4096, description="The feature's file.")
+    input_format: FeatureFormat = FeatureFormat.JSONL
+    feature_id: str | None = Field(default=None, max_length=64)
+    config: JsonObject = Field(default_factory=dict, description="The task's own context variables.")
+    chunk_lines: int = Field(default=10_000, ge=1, le=1_000_000, description="Lines per chunk.")
+    max_bad_share: float = Field(
+        default=0.01, ge=0.0, le=1.0, description="Fail with invalid_output above this share of bad lines."
+    )
+    crash_after_chunk: int = Field(
+        default=0,
+        ge=0,
+        description="Kill the worker once, in the first attempt, right after this chunk's checkpoint "
+        "(fault drills: the retry resumes after it). 0 never.",
+    )
+
+
 class OpaqueParams(BaseModel):
     """Parameters recorded as sent; the job kind's worker validates them when it runs."""
 
@@ -69,7 +94,7 @@ JOB_KINDS: dict[str, JobKind] = {
         # The kinds below are served by the public surfaces; their workers arrive with their own issues.
         # Until a worker for a kind is deployed, its runs end `failed` with `service_unavailable`.
         JobKind("taxonomy_build", OpaqueParams, QueueClass.LONG),
-        JobKind("dataset_task", OpaqueParams, QueueClass.LONG),
+        JobKind("dataset_task", DatasetTaskParams, QueueClass.LONG),
         JobKind("corpus_rebuild_vector_index", OpaqueParams, QueueClass.LONG),
         JobKind("corpus_replace_filter_attrs", OpaqueParams, QueueClass.LONG),
         JobKind("workflow", OpaqueParams, QueueClass.SHORT),

@@ -103,6 +103,17 @@ def redis_url() -> Iterator[str]:
             server.shutdown(save=False, now=True, force=True)
 
 
+# Parameters that make a valid run of a kind whose parameters are required, for tests that need a run of
+# that kind in some state, not its work (they submit to queues no worker consumes, or end the run themselves).
+PLACEHOLDER_PARAMS: dict[str, dict[str, Any]] = {
+    "dataset_task": {"task": "redact", "input_url": "file:///nowhere/none.jsonl"},
+}
+
+
+def placeholder_params(kind: str) -> dict[str, Any]:
+    return dict(PLACEHOLDER_PARAMS.get(kind, {}))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -27,10 +27,17 @@ BLIP_SECONDS = 10.0
 
 class JobContext:
     def __init__(
-        self, service: RunService, run_id: UUID, attempt: int, resume_from: dict[str, Any] | None = None
+        self,
+        service: RunService,
+        run_id: UUID,
+        attempt: int,
+        resume_from: dict[str, Any] | None = None,
+        tenant_id: str = "",
     ) -> None:
         self.service = service
         self.run_id = run_id
+        # Whose run this is: a job touching tenant data (a bucket, say) scopes it by this, never by params.
+        self.tenant_id = tenant_id
         self.attempt = attempt
         # The latest checkpoint an earlier attempt recorded (None on a first attempt or when none did):
         # a resumable job starts after it, so work committed before a crash is not done twice.

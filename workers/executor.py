@@ -72,7 +72,7 @@ def execute(service: RunService, run_id: UUID, attempt: int, worker: str) -> str
         return "dropped"
     state = started.state
     bound = bound.bind(tenant_id=state.tenant_id, kind=state.kind)
-    ctx = JobContext(service, run_id, attempt, resume_from=state.checkpoint)
+    ctx = JobContext(service, run_id, attempt, resume_from=state.checkpoint, tenant_id=state.tenant_id)
     keeper = LeaseKeeper(service, ctx, service.settings.lease_renew_seconds)
     keeper.start()
     shutdown.set_executing(True)

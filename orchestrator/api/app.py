@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from orchestrator.api import docs, errors, health, metrics, runs, sse, stream
+from orchestrator.api import docs, errors, features, health, metrics, results, runs, sse, stream
 from orchestrator.api.guards import RequestGuard
 from orchestrator.api.ratelimit import RateLimiter
 from orchestrator.api.surfaces import data_products, list_jobs, task_runs, taxonomy
@@ -37,11 +37,18 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(health.router)
     metrics.install(app)
     app.include_router(runs.router)
+    app.include_router(features.router)
+    app.include_router(results.router)
     app.include_router(taxonomy.router)
     app.include_router(task_runs.router)
     app.include_router(list_jobs.router)
     app.include_router(stream.router)
     app.include_router(data_products.router)
-    app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestGuard,
+        max_bytes=settings.max_body_bytes,
+        upload_max_bytes=settings.upload_max_bytes,
+        upload_paths=(features.PATH,),
+    )
     app.add_middleware(CatchAll)  # outermost of ours: nothing reaches uvicorn as an exception
     return app

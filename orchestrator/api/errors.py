@@ -31,6 +31,14 @@ UNAUTHENTICATED_BODY = {"detail": "missing or invalid API key", "error_code": "u
 NOT_FOUND_BODY = {"detail": "run not found", "error_code": "not_found"}
 
 
+class NotFound(Exception):
+    """Something other than a run that the caller's tenant does not have (a feature, a run's result)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} not found")
+        self.what = what
+
+
 def _error(status: int, detail: str, code: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": detail, "error_code": code}, status_code=status, headers=headers)
 
@@ -66,6 +74,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RunNotFound)
     async def _not_found(_: Request, __: RunNotFound) -> JSONResponse:
         return JSONResponse(NOT_FOUND_BODY, status_code=404)
+
+    @app.exception_handler(NotFound)
+    async def _other_not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return _error(404, str(exc), "not_found")
 
     @app.exception_handler(DomainError)
     async def _conflict(_: Request, exc: DomainError) -> JSONResponse:

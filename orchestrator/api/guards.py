@@ -72,15 +72,31 @@ def _body_error(msg: str, kind: str) -> dict[str, object]:
     return {"detail": [{"loc": ["body"], "msg": msg, "type": kind}]}
 
 
+def is_multipart(content_type: bytes | None) -> bool:
+    return content_type is not None and content_type.split(b";")[0].strip().lower() == b"multipart/form-data"
+
+
 class RequestGuard:
-    def __init__(self, app: ASGIApp, max_bytes: int, max_depth: int = MAX_JSON_DEPTH) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        max_depth: int = MAX_JSON_DEPTH,
+        upload_max_bytes: int = 0,
+        upload_paths: tuple[str, ...] = (),
+    ) -> None:
         self.app, self.max_bytes, self.max_depth = app, max_bytes, max_depth
+        # Only these routes take multipart uploads; everywhere else a body is JSON under the JSON cap.
+        self.upload_max_bytes, self.upload_paths = upload_max_bytes or max_bytes, upload_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
+        if scope.get("path") in self.upload_paths and is_multipart(headers.get(b"content-type")):
+            await self._upload(scope, receive, send, headers)
+            return
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await _reply(send, 413, TOO_LARGE)
@@ -124,6 +140,39 @@ class RequestGuard:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+    async def _upload(self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]) -> None:
+        """A file upload is not JSON and may be far larger than any JSON body: it streams through (the
+        multipart parser spools it to disk) under its own cap, counted as it arrives, never buffered."""
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.upload_max_bytes:
+            await _reply(send, 413, TOO_LARGE)
+            return
+        size = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal size
+            message = await receive()
+            size += len(message.get("body", b""))
+            if size > self.upload_max_bytes:
+                raise UploadTooLarge()
+            return message
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except UploadTooLarge:
+            if not started:
+                await _reply(send, 413, TOO_LARGE)
+
+
+class UploadTooLarge(Exception):
+    """Raised from `receive` once an upload passes its cap; the route reading it answers 413."""
 
 
 async def _reply(send: Send, status: int, payload: object) -> None:

@@ -189,3 +189,17 @@ run_steps = sa.Table(
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("completed_at", sa.DateTime(timezone=True)),
 )
+
+# A tenant's datasets (orchestrator.store.features); runs copy a feature's URL and format when created.
+features = sa.Table(
+    "features",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("format", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.CheckConstraint("format IN ('jsonl', 'csv')", name="features_format_check"),
+    sa.Index("features_tenant_created_idx", "tenant_id", sa.text("created_at DESC"), sa.text("id DESC")),
+)

@@ -35,6 +35,7 @@ from orchestrator.store.events import append, head_position
 from orchestrator.store.schema import outbox as outbox_table
 from schemas.jobs import JOB_KINDS
 from schemas.runs import ErrorCode
+from tests.services import placeholder_params
 
 # Every state `Runs.make` can reach; "retrying" is running with a retry scheduled.
 STATES = ("pending", "running", "retrying", "succeeded", "failed", "canceled")
@@ -61,7 +62,13 @@ class Runs:
         return outcome
 
     def submit(self, tenant: str, kind: str, attributes: dict[str, Any] | None = None) -> UUID:
-        request = SubmitRequest(tenant_id=tenant, kind=kind, attributes=attributes or {}, actor="test")
+        request = SubmitRequest(
+            tenant_id=tenant,
+            kind=kind,
+            params=placeholder_params(kind),
+            attributes=attributes or {},
+            actor="test",
+        )
         return self._seen(self.service.submit(request)).run_id
 
     def submit_many(self, tenant: str, kind: str, attributes: list[dict[str, Any]]) -> list[UUID]:

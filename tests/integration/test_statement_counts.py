@@ -24,6 +24,7 @@ from orchestrator.services import RunService, SubmitRequest
 from orchestrator.settings import Settings
 from orchestrator.store.events import head_position
 from tests.conftest import System
+from tests.services import placeholder_params
 
 pytestmark = pytest.mark.usefixtures("system")
 
@@ -58,7 +59,9 @@ def _tenant_with(service: RunService, engine: Engine, runs: int) -> tuple[str, u
     root = service.submit(SubmitRequest(tenant_id=tenant, kind="sleep")).run_id
     for n in range(runs - 1):
         kind = ("sleep", "dataset_task", "taxonomy_build", "corpus_rebuild_vector_index")[n % 4]
-        service.submit(SubmitRequest(tenant_id=tenant, kind=kind, parent_id=root))
+        service.submit(
+            SubmitRequest(tenant_id=tenant, kind=kind, params=placeholder_params(kind), parent_id=root)
+        )
     service.execute(root, StartAttempt(1, "test"))
     for sequence in (1, 2, 3):
         service.execute(root, StartStep(1, f"step-{sequence}", sequence))

@@ -98,7 +98,10 @@ class Deployment:
         return key
 
     def submit(self, tenant: str, kind: str = "sleep", **attributes: Any) -> UUID:
-        request = SubmitRequest(tenant_id=tenant, kind=kind, attributes=attributes, actor="test")
+        params = services.placeholder_params(kind)
+        request = SubmitRequest(
+            tenant_id=tenant, kind=kind, params=params, attributes=attributes, actor="test"
+        )
         run_id = self.service.submit(request).run_id
         self.live[run_id] = tenant
         return run_id

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from orchestrator.domain.commands import Command, StartStep, Succeed
 from orchestrator.services import RunService, SubmitRequest
 from orchestrator.settings import Settings
-from orchestrator.store import tenancy
+from orchestrator.store import features, tenancy
 from orchestrator.store.tenancy import APP_ROLE
 from tests.conftest import System
 from tests.security.conftest import as_app_role, idle_settings, settle, tenant_tables
@@ -29,7 +29,8 @@ from tests.security.conftest import as_app_role, idle_settings, settle, tenant_t
 def test_every_tenant_table_forces_a_policy(engine: Engine) -> None:
     with engine.connect() as conn:
         tables = tenant_tables(conn)
-        assert {"events", "runs", "run_steps", "outbox", "idempotency_keys", "run_leases"} <= set(tables)
+        expected = {"events", "runs", "run_steps", "outbox", "idempotency_keys", "run_leases", "features"}
+        assert expected <= set(tables)
         for table in tables:
             row = conn.execute(
                 sa.text(
@@ -50,7 +51,7 @@ def _command(service: RunService, run_id: UUID, command: Command) -> None:
 def two_tenants(engine: Engine, settings: Settings, system: System) -> Iterator[tuple[str, str]]:
     """Tenants A and B, each with a row in every tenant table, written the way the system writes them:
     a submit with an idempotency key (events, outbox, idempotency_keys), an attempt started (run_leases)
-    that has begun a step, and the session's projector (runs, run_steps)."""
+    that has begun a step, a feature registered (features), and the session's projector (runs, run_steps)."""
     service = RunService(engine, idle_settings(settings))
     tenants = (f"rls-a-{uuid.uuid4().hex[:8]}", f"rls-b-{uuid.uuid4().hex[:8]}")
     started: list[UUID] = []
@@ -63,6 +64,8 @@ def two_tenants(engine: Engine, settings: Settings, system: System) -> Iterator[
             assert service.start_attempt(run_id, 1, "rls-test") is not None
             started.append(run_id)
             _command(service, run_id, StartStep(1, "only", 1))
+            with engine.begin() as conn:
+                features.insert(conn, tenant, "rls", "file:///nowhere.jsonl", "jsonl")
         settle(engine)
         yield tenants
     finally:

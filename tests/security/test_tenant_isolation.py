@@ -19,6 +19,10 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from orchestrator.domain.commands import Succeed
+from orchestrator.services import SubmitRequest
+from orchestrator.storage import Storage, bucket_name
+from orchestrator.store import features
 from tests.security.conftest import Deployment
 
 # A broken wall can open a stream that never ends; fail in bounded time instead of hanging the session.
@@ -53,6 +57,8 @@ ID_ROUTES: dict[tuple[str, str], Call] = {
         None,
     ),
 }
+# Routes whose ids are a feature's or a dataset run's result: test_dataset_routes_answer_foreign_ids_...
+DATASET_ROUTES = {("POST", "/v1/features/{feature_id}/runs"), ("GET", "/v1/task-runs/{run_id}/result")}
 # Streams of a live run stay open, and TestClient returns only once a response has ended.
 STREAMS = {("GET", "/v1/runs/{run_id}/stream"), ("GET", "/api/v1/data-products/runs/{run_id}/events")}
 # Operations that name a tenant directly; called with the victim's tenant id instead of a run id.
@@ -81,7 +87,7 @@ def _stream_ids(body: str) -> list[int]:
 
 
 def test_every_id_bearing_route_has_an_entry(app_client: TestClient) -> None:
-    missing = _id_bearing_operations(app_client) - set(ID_ROUTES) - set(TENANT_ROUTES)
+    missing = _id_bearing_operations(app_client) - set(ID_ROUTES) - set(TENANT_ROUTES) - DATASET_ROUTES
     assert not missing, f"add these routes to the BOLA table: {sorted(missing)}"
     # Also: taxonomy POST names the tenant in its body.
     assert ("POST", "/v1/taxonomy/runs") in TENANT_ROUTES
@@ -119,6 +125,38 @@ def test_foreign_ids_answer_like_missing_ones(deployment: Deployment) -> None:
         assert [kind for _, kind in deployment.log(live)] == ["RunCreated"]
     finally:
         deployment.cancel_live()
+
+
+def test_dataset_routes_answer_foreign_ids_like_missing_ones(deployment: Deployment) -> None:
+    """A victim's feature and a victim's finished dataset run with a result file: another tenant's key
+    gets exactly the answers a random id gets; the owner gets the result."""
+    client, service = deployment.client, deployment.service
+    victim, attacker = f"victim-{uuid.uuid4().hex[:8]}", f"attacker-{uuid.uuid4().hex[:8]}"
+    storage = Storage.from_settings(service.settings)
+    with deployment.engine.begin() as conn:
+        feature = features.insert(conn, victim, "secret", storage.object_url(victim, "in/x.jsonl"), "jsonl")
+    params = {"task": "redact", "input_url": feature.url}
+    run_id = service.submit(SubmitRequest(tenant_id=victim, kind="dataset_task", params=params)).run_id
+    assert service.start_attempt(run_id, 1, "test") is not None
+    path = f"results/{run_id}.jsonl"
+    storage.write_stream(storage.object_url(victim, path), iter([b'{"a": 1}\n']))
+    result = {"result_bucket": bucket_name(victim), "result_file_path": path}
+    service.execute(run_id, Succeed(1, result))
+    deployment.settle()
+    other = {"Authorization": f"Bearer {deployment.key(attacker)}"}
+    owner = {"Authorization": f"Bearer {deployment.key(victim)}"}
+    body = {"task": "redact"}
+    for real, random in (
+        (f"/v1/task-runs/{run_id}/result", f"/v1/task-runs/{uuid.uuid4()}/result"),
+        (f"/v1/features/{feature.id}/runs", f"/v1/features/{uuid.uuid4()}/runs"),
+    ):
+        method = "GET" if real.endswith("/result") else "POST"
+        foreign = client.request(method, real, json=body if method == "POST" else None, headers=other)
+        missing = client.request(method, random, json=body if method == "POST" else None, headers=other)
+        assert foreign.status_code == missing.status_code == 404, (real, foreign.text)
+        assert foreign.content == missing.content, real
+    assert client.get(f"/v1/task-runs/{run_id}/result", headers=owner).text == '{"a": 1}\n'
+    assert client.get("/v1/features", headers=other).json()["total"] == 0
 
 
 def test_a_last_event_id_of_another_tenant_resumes_nothing(deployment: Deployment) -> None:

@@ -7,11 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from workers.context import JobContext
-from workers.jobs import sleep
+from workers.jobs import dataset_task, sleep
 
 JobResult = dict[str, Any] | None
 Handler = Callable[[JobContext, Any], JobResult]
 
 HANDLERS: dict[str, Handler] = {
     "sleep": sleep.run,
+    "dataset_task": dataset_task.run,
 }

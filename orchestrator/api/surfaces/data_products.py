@@ -18,9 +18,12 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from orchestrator.api.dataset_runs import dataset_submission
 from orchestrator.api.deps import EngineDep, PrincipalDep, ServiceDep
 from orchestrator.api.errors import RESPONSES, responses
 from orchestrator.api.stream import STREAM_RESPONSES, run_event_response
+from orchestrator.datasets.published import ALL_TASKS
+from orchestrator.datasets.published import KIND as DATASET_KIND
 from orchestrator.projections.runs import RunRecord
 from orchestrator.projections.steps import StepRecord
 from orchestrator.readmodel.runs import RunFilters
@@ -40,7 +43,7 @@ from schemas.surfaces_data_products import (
     TaskView,
     Usage,
 )
-from schemas.tasks import PUBLISHED_TASKS, ContextError, resolve_context
+from schemas.tasks import ContextError, resolve_context
 
 router = APIRouter(prefix="/api/v1/data-products", tags=["data-products"])
 
@@ -210,13 +213,14 @@ def create_run(
     body: CreateRunRequest,
     principal: PrincipalDep,
     service: ServiceDep,
+    engine: EngineDep,
     idempotency_key: Annotated[str | None, Header(max_length=255, pattern=NO_NUL)] = None,
 ) -> RunDetail:
     """Run a published task with `context`; missing variables are refused, defaults are filled in. With an
     `Idempotency-Key`, a retry returns the run the first call created."""
-    task = PUBLISHED_TASKS.get(body.taskName or "")
+    task = ALL_TASKS.get(body.taskName or "")
     if task is None:
-        known = ", ".join(sorted(PUBLISHED_TASKS))
+        known = ", ".join(sorted(ALL_TASKS))
         kind = "missing" if body.taskName is None else "value_error"
         msg = f"a published task is required; published tasks: {known}"
         raise InvalidRequest([{"loc": ["body", "taskName"], "msg": msg, "type": kind}])
@@ -233,10 +237,16 @@ def create_run(
         "workspace_id": str(body.workspaceId) if body.workspaceId else None,
         "context": context,
     }
+    params = context
+    if task.kind == DATASET_KIND:
+        # A dataset task runs on a feature: its file and names are looked up now and kept with the run.
+        with engine.connect() as conn:
+            params, dataset_attributes = dataset_submission(conn, principal.tenant_id, task, context, None)
+        attributes.update(dataset_attributes)
     request = SubmitRequest(
         tenant_id=principal.tenant_id,
         kind=task.kind,
-        params=context,
+        params=params,
         task=task.name,
         attributes=attributes,
         idempotency_key=idempotency_key,
@@ -295,4 +305,4 @@ def get_run_tree(run_id: UUID, principal: PrincipalDep, engine: EngineDep) -> Ru
 @router.get("/tasks", response_model=TaskList, responses=responses(401, 422, 429, 503))
 def list_tasks(principal: PrincipalDep) -> TaskList:
     """The published tasks a run can be created from, with their context variables."""
-    return TaskList(items=[TaskView.of(task) for task in PUBLISHED_TASKS.values()])
+    return TaskList(items=[TaskView.of(task) for task in ALL_TASKS.values()])
