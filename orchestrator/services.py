@@ -5,6 +5,7 @@ API routes, CLI commands, Celery tasks and the reconciler are thin adapters onto
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
@@ -22,12 +23,12 @@ from sqlalchemy.exc import OperationalError
 
 from orchestrator.domain.commands import Cancel, Command, CreateRun, StartAttempt
 from orchestrator.domain.decide import decide
-from orchestrator.domain.errors import DomainError
+from orchestrator.domain.errors import DomainError, IllegalTransition
 from orchestrator.domain.lifecycle import is_terminal
 from orchestrator.domain.retry import retry_at
 from orchestrator.domain.state import RunState, fold
 from orchestrator.settings import Settings
-from orchestrator.store import idempotency, leases, outbox
+from orchestrator.store import children, idempotency, leases, outbox
 from orchestrator.store.events import (
     ConcurrencyError,
     NewStream,
@@ -255,17 +256,43 @@ class RunService:
         return Outcome(run_id, state, recorded[:1], recorded, created=False)
 
     def _parent_state(self, conn: Connection, request: SubmitRequest) -> RunState:
+        """The parent as it stands, with its children lock held until this submission commits: a run that
+        is finished or being canceled takes no new child (a cascading cancel could miss it)."""
         assert request.parent_id is not None
+        children.hold_for_new_child(conn, request.parent_id)
         recorded = read_stream(conn, request.parent_id, tenant_id=request.tenant_id)
         if not recorded:
             raise InvalidRequest(
                 [{"loc": ["body", "parent_run_id"], "msg": "parent run not found", "type": "value_error"}]
             )
-        return fold(r.to_event() for r in recorded)
+        parent = fold(r.to_event() for r in recorded)
+        if parent.status is not None and is_terminal(parent.status):
+            raise IllegalTransition(f"the parent run is already {parent.status.value}")
+        if parent.cancel_requested:
+            raise IllegalTransition("the parent run is being canceled")
+        return parent
 
     # ---- commands on existing runs ----------------------------------------------------------------
     def cancel(self, tenant_id: str, run_id: UUID, actor: str = "api", reason: str | None = None) -> Outcome:
-        return self.execute(run_id, Cancel(reason=reason), tenant_id=tenant_id, actor=actor)
+        """Cancel the run, then every live descendant, level by level from the log (not a read model that may
+        lag). Asked again, it sweeps the tree again: a retried cancel finishes what a crash interrupted."""
+        outcome = self.execute(run_id, Cancel(reason=reason), tenant_id=tenant_id, actor=actor)
+        self._cancel_descendants(tenant_id, run_id, actor)
+        return outcome
+
+    def _cancel_descendants(self, tenant_id: str, root: UUID, actor: str) -> None:
+        parents, seen = [root], {root}
+        while parents:
+            parent = parents.pop()
+            with _store_errors(), self.engine.begin() as conn:
+                found = children.children_of(conn, tenant_id, parent)
+            for child in found:
+                # A child that finished already raises; its own children are still looked at below.
+                with contextlib.suppress(DomainError):
+                    self.execute(child, Cancel(reason="parent canceled"), tenant_id=tenant_id, actor=actor)
+                if child not in seen:
+                    seen.add(child)
+                    parents.append(child)
 
     def start_attempt(self, run_id: UUID, attempt: int, worker: str) -> Outcome | None:
         """Start `attempt`, or None when the run is finished or that attempt is not next (drop it)."""

@@ -24,6 +24,12 @@ events = sa.Table(
     sa.UniqueConstraint("stream_id", "version", name="events_stream_version_key"),
     # /metrics counts lost attempts at every scrape (migration 0009_metrics).
     sa.Index("events_attempt_lost_idx", "position", postgresql_where=sa.text("type = 'AttemptLost'")),
+    # A run's children, for a cancel that cascades from the write side (migration 0011).
+    sa.Index(
+        "events_children_idx",
+        sa.text("(data ->> 'parent_id')"),
+        postgresql_where=sa.text("type = 'RunCreated' AND data ->> 'parent_id' IS NOT NULL"),
+    ),
 )
 
 outbox = sa.Table(
