@@ -269,7 +269,8 @@ def test_root_only_status_and_task_filters(
     assert client.post(f"{RUNS}/{root['id']}/cancel", headers=auth).json()["status"] == "canceled"
     settle(engine, head(engine))
     canceled = client.get(RUNS, params={"status": "canceled"}, headers=auth).json()
-    assert [r["id"] for r in canceled["items"]] == [root["id"]]
+    # The cancel cascades: the child, newest, is canceled with its root.
+    assert [r["id"] for r in canceled["items"]] == [str(child.run_id), root["id"]]
 
 
 def test_tree_is_root_first_depth_first(
