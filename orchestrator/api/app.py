@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from orchestrator.api import docs, errors, health, runs, sse, stream
+from orchestrator.api import docs, errors, health, records, runs, sse, stream
 from orchestrator.api.guards import RequestGuard
 from orchestrator.api.ratelimit import RateLimiter
 from orchestrator.api.surfaces import data_products, list_jobs, task_runs, taxonomy
 from orchestrator.api.unhandled import CatchAll
+from orchestrator.datasets import Datasets
 from orchestrator.services import RunService
 from orchestrator.settings import Settings
 from orchestrator.store import tenancy
@@ -31,6 +32,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine or make_engine(settings.database_url)
     tenancy.install(app.state.engine)
     app.state.service = RunService(app.state.engine, settings)
+    app.state.datasets = Datasets(app.state.engine)
     app.state.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     errors.install(app)
     docs.install(app)
@@ -41,6 +43,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(list_jobs.router)
     app.include_router(stream.router)
     app.include_router(data_products.router)
-    app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
+    app.include_router(records.router)
+    app.add_middleware(
+        RequestGuard,
+        max_bytes=settings.max_body_bytes,
+        path_max_bytes={"/v1/records": settings.records_max_body_bytes},
+    )
     app.add_middleware(CatchAll)  # outermost of ours: nothing reaches uvicorn as an exception
     return app

@@ -73,16 +73,25 @@ def _body_error(msg: str, kind: str) -> dict[str, object]:
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, max_bytes: int, max_depth: int = MAX_JSON_DEPTH) -> None:
-        self.app, self.max_bytes, self.max_depth = app, max_bytes, max_depth
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        max_depth: int = MAX_JSON_DEPTH,
+        path_max_bytes: dict[str, int] | None = None,
+    ) -> None:
+        self.app, self.default_max_bytes, self.max_depth = app, max_bytes, max_depth
+        # Bulk endpoints (records: 10,000 per call) take bodies larger than the default cap, by exact path.
+        self.path_max_bytes = path_max_bytes or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
+        max_bytes = self.path_max_bytes.get(scope.get("path", ""), self.default_max_bytes)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             await _reply(send, 413, TOO_LARGE)
             return
         chunks: list[bytes] = []
@@ -93,7 +102,7 @@ class RequestGuard:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
+            if size > max_bytes:
                 await _reply(send, 413, TOO_LARGE)
                 return
             chunks.append(chunk)
