@@ -8,8 +8,9 @@ Same records, same params, same seed: the same tree.
 
 from __future__ import annotations
 
+import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -82,9 +83,10 @@ def run(ctx: JobContext, params: TaxonomyBuildParams) -> dict[str, Any]:
     texts = [r.text for r in found]
     with phases.phase("embed"):
         embedder = make_embedder(ctx, params)
-        report: Callable[[int], None] = lambda done: ctx.progress(  # noqa: E731
-            done, total, {"embedding_count": done}, "embedding"
-        )
+
+        def report(done: int) -> None:
+            ctx.progress(done, total, {"embedding_count": done}, "embedding")
+
         try:
             vectors = embedder.embed(texts, report)
         except EmbedderUnavailable as exc:
@@ -126,6 +128,8 @@ def run(ctx: JobContext, params: TaxonomyBuildParams) -> dict[str, Any]:
             "depth": max(node.depth for node in tree.nodes),
             "leaf_count": leaves,
             "records_per_second": round(total / max(sum(phases.seconds.values()), 1e-9), 1),
+            # The worker process's peak so far (Linux reports KiB): an upper bound of this build's own.
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }
     )
     return counts
