@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
+from threadpoolctl import threadpool_limits
 
 Vectors = NDArray[np.float64]
 BATCH = 512  # texts per remote or model call: the unit between cancel checks
@@ -53,7 +54,8 @@ class TfidfEmbedder:
         components = min(self.dimensions, matrix.shape[1] - 1)
         if components < 2:
             return np.asarray(normalize(matrix.toarray()), dtype=np.float64)
-        dense = TruncatedSVD(components, random_state=self.seed).fit_transform(matrix)
+        with threadpool_limits(limits=1):  # as in cluster.build_tree: BLAS threads oversubscribe shared cores
+            dense = TruncatedSVD(components, random_state=self.seed).fit_transform(matrix)
         between_batches(len(texts))
         return np.asarray(normalize(dense), dtype=np.float64)
 
