@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy.engine import Engine
@@ -55,6 +56,26 @@ class Datasets:
     def list_corpora(self, tenant_id: str) -> list[CorpusView]:
         with _store_errors(), self.engine.connect() as conn:
             return records.list_corpora(conn, tenant_id)
+
+    def corpus(self, tenant_id: str, key: str) -> CorpusView | None:
+        with _store_errors(), self.engine.connect() as conn:
+            return records.corpus(conn, tenant_id, key)
+
+    def set_index_version(self, tenant_id: str, key: str, version: str) -> None:
+        with _store_errors(), self.engine.begin() as conn:
+            records.set_index_version(conn, tenant_id, key, version)
+
+    def corpus_texts(self, tenant_id: str, corpus_key: str) -> list[RecordText]:
+        with _store_errors(), self.engine.connect() as conn:
+            return records.corpus_texts(conn, tenant_id, corpus_key)
+
+    def corpus_ids_matching(self, tenant_id: str, corpus_key: str, metadata: dict[str, Any]) -> list[int]:
+        with _store_errors(), self.engine.connect() as conn:
+            return records.corpus_ids_matching(conn, tenant_id, corpus_key, metadata)
+
+    def external_ids(self, tenant_id: str, record_ids: Sequence[int]) -> dict[int, str]:
+        with _store_errors(), self.engine.connect() as conn:
+            return records.external_ids(conn, tenant_id, record_ids)
 
     def record_texts(
         self, tenant_id: str, field_id: str, source_type: str, source_id: str

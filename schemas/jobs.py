@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.corpus_jobs import RebuildIndexParams
 from schemas.runs import ErrorCode
 from schemas.taxonomy import TaxonomyBuildParams
 
@@ -71,7 +72,7 @@ JOB_KINDS: dict[str, JobKind] = {
         # Until a worker for a kind is deployed, its runs end `failed` with `service_unavailable`.
         JobKind("taxonomy_build", TaxonomyBuildParams, QueueClass.LONG),
         JobKind("dataset_task", OpaqueParams, QueueClass.LONG),
-        JobKind("corpus_rebuild_vector_index", OpaqueParams, QueueClass.LONG),
+        JobKind("corpus_rebuild_vector_index", RebuildIndexParams, QueueClass.LONG),
         JobKind("corpus_replace_filter_attrs", OpaqueParams, QueueClass.LONG),
         JobKind("workflow", OpaqueParams, QueueClass.SHORT),
     )

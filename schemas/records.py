@@ -72,6 +72,7 @@ class CorpusView(BaseModel):
     key: str
     name: str
     filter_attributes: list[str]
+    index_version: str | None = Field(default=None, description="The vector index in place, if built.")
 
 
 class CorpusList(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from orchestrator.api import docs, errors, health, records, runs, sse, stream
+from orchestrator.api import corpus_jobs, docs, errors, health, records, runs, sse, stream
 from orchestrator.api.guards import RequestGuard
 from orchestrator.api.ratelimit import RateLimiter
 from orchestrator.api.surfaces import data_products, list_jobs, task_runs, taxonomy, taxonomy_tree
@@ -45,6 +45,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(stream.router)
     app.include_router(data_products.router)
     app.include_router(records.router)
+    app.include_router(corpus_jobs.router)
     app.add_middleware(
         RequestGuard,
         max_bytes=settings.max_body_bytes,

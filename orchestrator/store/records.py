@@ -108,7 +108,11 @@ def field_label(conn: Connection, tenant_id: str, field_id: str) -> str | None:
 
 def _corpus(row: Any) -> CorpusView:
     return CorpusView(
-        id=row.id, key=row.key, name=row.name, filter_attributes=list(row.filter_attributes or [])
+        id=row.id,
+        key=row.key,
+        name=row.name,
+        filter_attributes=list(row.filter_attributes or []),
+        index_version=row.index_version,
     )
 
 
@@ -124,6 +128,50 @@ def create_corpus(
     )
     row = conn.execute(statement).first()
     return _corpus(row) if row is not None else None
+
+
+def corpus(conn: Connection, tenant_id: str, key: str) -> CorpusView | None:
+    row = conn.execute(
+        sa.select(corpora).where(corpora.c.tenant_id == tenant_id, corpora.c.key == key)
+    ).first()
+    return _corpus(row) if row is not None else None
+
+
+def set_index_version(conn: Connection, tenant_id: str, key: str, version: str) -> None:
+    conn.execute(
+        sa.update(corpora)
+        .where(corpora.c.tenant_id == tenant_id, corpora.c.key == key)
+        .values(index_version=version)
+    )
+
+
+def corpus_texts(conn: Connection, tenant_id: str, corpus_key: str) -> list[RecordText]:
+    """Every record of a corpus in id order."""
+    query = (
+        sa.select(records.c.id, records.c.external_id, records.c.text)
+        .where(records.c.tenant_id == tenant_id, records.c.corpus_key == corpus_key)
+        .order_by(records.c.id)
+    )
+    return [RecordText(row.id, row.external_id, row.text) for row in conn.execute(query)]
+
+
+def corpus_ids_matching(
+    conn: Connection, tenant_id: str, corpus_key: str, metadata: dict[str, Any]
+) -> list[int]:
+    """Ids of the corpus's records whose metadata holds every pair of `metadata` (JSONB containment)."""
+    query = sa.select(records.c.id).where(
+        records.c.tenant_id == tenant_id,
+        records.c.corpus_key == corpus_key,
+        records.c.metadata.contains(metadata),
+    )
+    return [int(i) for i in conn.execute(query).scalars()]
+
+
+def external_ids(conn: Connection, tenant_id: str, record_ids: Sequence[int]) -> dict[int, str]:
+    query = sa.select(records.c.id, records.c.external_id).where(
+        records.c.tenant_id == tenant_id, records.c.id.in_(list(record_ids))
+    )
+    return {int(row.id): str(row.external_id) for row in conn.execute(query)}
 
 
 def list_corpora(conn: Connection, tenant_id: str) -> list[CorpusView]:

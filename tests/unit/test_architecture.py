@@ -107,6 +107,7 @@ def test_every_module_belongs_to_a_part_or_is_a_known_top_level_module() -> None
         "orchestrator",
         "orchestrator.bootstrap",
         "orchestrator.datasets",
+        "orchestrator.vector_index",
         "orchestrator.log",
         "orchestrator.services",
         "orchestrator.settings",

@@ -57,6 +57,8 @@ def upgrade() -> None:
         sa.Column("key", sa.Text, nullable=False),
         sa.Column("name", sa.Text, nullable=False),
         sa.Column("filter_attributes", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+        # The vector index version the rebuild job last put in place (None: never built).
+        sa.Column("index_version", sa.Text),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
         sa.UniqueConstraint("tenant_id", "key", name="corpora_tenant_key_key"),
     )
