@@ -77,6 +77,31 @@ class Datasets:
         with _store_errors(), self.engine.connect() as conn:
             return records.external_ids(conn, tenant_id, record_ids)
 
+    def set_filter_attributes(self, tenant_id: str, key: str, attributes: list[str]) -> None:
+        with _store_errors(), self.engine.begin() as conn:
+            records.set_filter_attributes(conn, tenant_id, key, attributes)
+
+    def next_batch_end(self, tenant_id: str, corpus_key: str, after_id: int, size: int) -> int | None:
+        with _store_errors(), self.engine.connect() as conn:
+            return records.next_batch_end(conn, tenant_id, corpus_key, after_id, size)
+
+    def rewrite_metadata(
+        self,
+        tenant_id: str,
+        corpus_key: str,
+        run_id: UUID,
+        after_id: int,
+        upto: int,
+        declared: list[str],
+        defaults: dict[str, Any],
+        drop_undeclared: bool,
+    ) -> int:
+        """One batch, committed on its own."""
+        with _store_errors(), self.engine.begin() as conn:
+            return records.rewrite_metadata(
+                conn, tenant_id, corpus_key, run_id, after_id, upto, declared, defaults, drop_undeclared
+            )
+
     def record_texts(
         self, tenant_id: str, field_id: str, source_type: str, source_id: str
     ) -> list[RecordText]:

@@ -36,6 +36,18 @@ class RebuildIndexParams(BaseModel):
 FilterValue = str | int | float | bool
 
 
+class ReplaceFilterAttrsParams(BaseModel):
+    """Declare a corpus's filterable attributes anew and rewrite every record's metadata to match: each
+    declared attribute present (the record's value, else `defaults`, else null), undeclared ones dropped
+    when `drop_undeclared`."""
+
+    model_config = ConfigDict(extra="forbid")
+    filter_attributes: list[str] = Field(max_length=64)
+    defaults: dict[str, FilterValue | None] = Field(default_factory=dict, max_length=64)
+    drop_undeclared: bool = False
+    batch_size: int = Field(default=1000, ge=1, le=10_000, description="Records per committed batch.")
+
+
 class CorpusQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=10_000, pattern=NO_NUL)

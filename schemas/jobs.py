@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.corpus_jobs import RebuildIndexParams
+from schemas.corpus_jobs import RebuildIndexParams, ReplaceFilterAttrsParams
 from schemas.runs import ErrorCode
 from schemas.taxonomy import TaxonomyBuildParams
 
@@ -73,7 +73,7 @@ JOB_KINDS: dict[str, JobKind] = {
         JobKind("taxonomy_build", TaxonomyBuildParams, QueueClass.LONG),
         JobKind("dataset_task", OpaqueParams, QueueClass.LONG),
         JobKind("corpus_rebuild_vector_index", RebuildIndexParams, QueueClass.LONG),
-        JobKind("corpus_replace_filter_attrs", OpaqueParams, QueueClass.LONG),
+        JobKind("corpus_replace_filter_attrs", ReplaceFilterAttrsParams, QueueClass.LONG),
         JobKind("workflow", OpaqueParams, QueueClass.SHORT),
     )
 }

@@ -174,6 +174,82 @@ def external_ids(conn: Connection, tenant_id: str, record_ids: Sequence[int]) ->
     return {int(row.id): str(row.external_id) for row in conn.execute(query)}
 
 
+def set_filter_attributes(conn: Connection, tenant_id: str, key: str, attributes: list[str]) -> None:
+    conn.execute(
+        sa.update(corpora)
+        .where(corpora.c.tenant_id == tenant_id, corpora.c.key == key)
+        .values(filter_attributes=attributes)
+    )
+
+
+def next_batch_end(conn: Connection, tenant_id: str, corpus_key: str, after_id: int, size: int) -> int | None:
+    """The id of the `size`-th corpus record after `after_id` (or the last one); None when none is left."""
+    ids = (
+        sa.select(records.c.id)
+        .where(records.c.tenant_id == tenant_id, records.c.corpus_key == corpus_key, records.c.id > after_id)
+        .order_by(records.c.id)
+        .limit(size)
+        .subquery()
+    )
+    value = conn.execute(sa.select(sa.func.max(ids.c.id))).scalar_one_or_none()
+    return int(value) if value is not None else None
+
+
+_REWRITE_METADATA = sa.text(
+    """
+    UPDATE records SET
+        metadata = CAST(:defaults AS jsonb) || CASE WHEN :drop THEN
+            (SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}'::jsonb)
+             FROM jsonb_each(records.metadata) AS e WHERE e.key = ANY(CAST(:declared AS text[])))
+            ELSE records.metadata END,
+        version = version + 1,
+        rewritten_by = :run_id,
+        updated_at = clock_timestamp()
+    WHERE tenant_id = :tenant_id AND corpus_key = :corpus_key AND id > :after_id AND id <= :upto
+      AND rewritten_by IS DISTINCT FROM :run_id
+    """
+)
+
+
+def rewrite_metadata(
+    conn: Connection,
+    tenant_id: str,
+    corpus_key: str,
+    run_id: Any,
+    after_id: int,
+    upto: int,
+    declared: list[str],
+    defaults: dict[str, Any],
+    drop_undeclared: bool,
+) -> int:
+    """Rewrite the metadata of the corpus records in (after_id, upto] to the declaration and answer how
+    many of them this run has rewritten; records it rewrote already are skipped, so a batch redone after
+    a crash rewrites nothing twice."""
+    full_defaults = {name: defaults.get(name) for name in declared}
+    result = conn.execute(
+        _REWRITE_METADATA,
+        {
+            "defaults": json.dumps(full_defaults),
+            "drop": drop_undeclared,
+            "declared": declared,
+            "run_id": run_id,
+            "tenant_id": tenant_id,
+            "corpus_key": corpus_key,
+            "after_id": after_id,
+            "upto": upto,
+        },
+    )
+    del result  # how many this statement changed is not the count: a redone batch changes none
+    done = sa.select(sa.func.count()).where(
+        records.c.tenant_id == tenant_id,
+        records.c.corpus_key == corpus_key,
+        records.c.id > after_id,
+        records.c.id <= upto,
+        records.c.rewritten_by == run_id,
+    )
+    return int(conn.execute(done).scalar_one())
+
+
 def list_corpora(conn: Connection, tenant_id: str) -> list[CorpusView]:
     query = sa.select(corpora).where(corpora.c.tenant_id == tenant_id).order_by(corpora.c.id)
     return [_corpus(row) for row in conn.execute(query)]

@@ -172,6 +172,8 @@ records = sa.Table(
     sa.Column("corpus_key", sa.Text),
     sa.Column("metadata", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    # The replace-filter-attrs run that last rewrote the record: its batches skip records it already did.
+    sa.Column("rewritten_by", UUID(as_uuid=True)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.UniqueConstraint("tenant_id", "external_id", name="records_tenant_external_key"),

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from workers.context import JobContext
-from workers.jobs import corpus_rebuild_vector_index, sleep, taxonomy_build
+from workers.jobs import corpus_rebuild_vector_index, corpus_replace_filter_attrs, sleep, taxonomy_build
 
 JobResult = dict[str, Any] | None
 Handler = Callable[[JobContext, Any], JobResult]
@@ -16,4 +16,5 @@ HANDLERS: dict[str, Handler] = {
     "sleep": sleep.run,
     "taxonomy_build": taxonomy_build.run,
     "corpus_rebuild_vector_index": corpus_rebuild_vector_index.run,
+    "corpus_replace_filter_attrs": corpus_replace_filter_attrs.run,
 }
