@@ -107,3 +107,30 @@ def test_jobs_and_queries_of_an_unknown_corpus_are_404(
     )
     query = app_client.post("/v1/corpora/nope/query", json={"text": "x"}, headers=auth)
     assert job.status_code == query.status_code == 404
+
+
+def test_replace_filter_attrs_rewrites_metadata_and_keeps_the_index(
+    app_client: TestClient, auth: dict[str, str]
+) -> None:
+    app_client.post(
+        "/v1/corpora", json={"key": "kb", "name": "KB", "filter_attributes": ["lang"]}, headers=auth
+    )
+    rows = _load(app_client, auth)
+    body = {
+        "type": "JOB__CORPUS_REPLACE_FILTER_ATTRS",
+        "params": {"filter_attributes": ["lang", "tier"], "defaults": {"tier": "free"}, "batch_size": 400},
+    }
+    job = app_client.post("/v1/corpora/kb/jobs", json=body, headers=auth)
+    assert job.status_code == 201, job.text
+    run = _finished(app_client, auth, job.json()["id"])
+    assert run["status"] == "succeeded" and run["result"]["record_count"] == len(rows), run
+    (corpus,) = app_client.get("/v1/corpora", headers=auth).json()["data"]
+    assert corpus["filter_attributes"] == ["lang", "tier"] and corpus["index_version"] is None
+    listed = app_client.get("/v1/records", params={"corpus_key": "kb", "limit": 1000}, headers=auth).json()[
+        "data"
+    ]
+    assert all(r["metadata"]["tier"] == "free" and r["version"] == 2 for r in listed)
+    events = app_client.get(f"/v1/runs/{run['id']}/events", headers=auth).json()["data"]
+    assert sum(e["type"] == "CheckpointRecorded" for e in events) == -(-len(rows) // 400)
+    bad = {"type": "JOB__CORPUS_REPLACE_FILTER_ATTRS", "params": {"batch_size": 0}}
+    assert app_client.post("/v1/corpora/kb/jobs", json=bad, headers=auth).status_code == 422
