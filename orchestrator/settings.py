@@ -86,6 +86,18 @@ class Settings(BaseSettings):
     sse_max_streams: int = Field(default=1000, ge=1, description="Open streams per API process (503 above).")
     sse_read_batch: int = Field(default=500, ge=1, le=5000, description="Events read from the log at once.")
 
+    # Prometheus metrics (`GET /metrics`, orchestrator.metrics).
+    metrics_token: str | None = Field(
+        default=None,
+        description="When set, /metrics answers only `Authorization: Bearer <token>`; unset, it is open.",
+    )
+    metrics_top_tenants: int = Field(
+        default=20, ge=0, le=1000, description="Tenants named in run metrics; the rest are labelled other."
+    )
+    worker_metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="`orchestrator worker` serves its own /metrics here."
+    )
+
     @model_validator(mode="after")
     def _real_secret_on_real_servers(self) -> Self:
         """On real servers the secret signs page cursors for every API replica, so one copied from an example

@@ -42,7 +42,9 @@ class ReplaceFilterAttrsParams(BaseModel):
     when `drop_undeclared`."""
 
     model_config = ConfigDict(extra="forbid")
-    filter_attributes: list[str] = Field(max_length=64)
+    filter_attributes: list[str] = Field(
+        default_factory=list, max_length=64, description="The new declaration."
+    )
     defaults: dict[str, FilterValue | None] = Field(default_factory=dict, max_length=64)
     drop_undeclared: bool = False
     batch_size: int = Field(default=1000, ge=1, le=10_000, description="Records per committed batch.")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from uuid import UUID
 
 from celery import Celery
 from celery.signals import setup_logging, worker_process_init, worker_ready
 
 from orchestrator import log
+from orchestrator.metrics.process import TASK_SECONDS
 from orchestrator.processes.broker import EXECUTE_RUN_TASK, make_celery
 from orchestrator.settings import Settings, get_settings
 from workers import executor, runtime, shutdown
@@ -45,6 +47,9 @@ def create_app(settings: Settings | None = None) -> Celery:
         # Ids only: the task re-reads everything from PostgreSQL, so a stale message cannot mislead it.
         if shutdown.in_pool_child:
             shutdown.install()
-        return executor.execute(runtime.service(), UUID(run_id), attempt, runtime.worker_name())
+        started = time.monotonic()
+        outcome = executor.execute(runtime.service(), UUID(run_id), attempt, runtime.worker_name())
+        TASK_SECONDS.labels(outcome).observe(time.monotonic() - started)
+        return outcome
 
     return app

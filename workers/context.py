@@ -48,7 +48,9 @@ class JobContext:
         self.resume_from = resume_from
         self.lease_lost = False
         self._sequence = 0
-        self._last_cancel_check = 0.0
+        # The attempt has just started, which it could not have done on a run with a cancel requested
+        # (the start would have been refused or the cancel applied): that counts as the first check.
+        self._last_cancel_check = time.monotonic()
 
     def _write(self, command: Command) -> None:
         actor = f"worker:attempt-{self.attempt}"
@@ -59,10 +61,15 @@ class JobContext:
             raise AttemptSuperseded(str(exc)) from None
 
     def checkpoint(self) -> None:
-        """Stop here if the run was canceled or this attempt lost its lease."""
+        """Stop here if the run was canceled or this attempt lost its lease. The log is asked at most every
+        _CANCEL_CHECK_SECONDS: a cancel is honoured within that, and a job that reaches checkpoints often (or
+        a short one that ends right after starting) costs no read each time."""
         if self.lease_lost:
             raise AttemptSuperseded("lease lost")
-        self._last_cancel_check = time.monotonic()
+        now = time.monotonic()
+        if now - self._last_cancel_check < _CANCEL_CHECK_SECONDS:
+            return
+        self._last_cancel_check = now
         if retried(lambda: self.service.cancel_requested(self.run_id), BLIP_SECONDS):
             raise JobCanceled()
 
@@ -71,8 +78,7 @@ class JobContext:
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             time.sleep(min(left, 0.05))
-            if time.monotonic() - self._last_cancel_check >= _CANCEL_CHECK_SECONDS:
-                self.checkpoint()
+            self.checkpoint()
 
     def progress(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from orchestrator.api import corpus_jobs, docs, errors, health, records, runs, sse, stream
+from orchestrator.api import corpus_jobs, docs, errors, health, metrics, records, runs, sse, stream
 from orchestrator.api.guards import RequestGuard
 from orchestrator.api.ratelimit import RateLimiter
 from orchestrator.api.surfaces import data_products, list_jobs, task_runs, taxonomy, taxonomy_tree
@@ -37,6 +37,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     errors.install(app)
     docs.install(app)
     app.include_router(health.router)
+    metrics.install(app)
     app.include_router(runs.router)
     app.include_router(taxonomy.router)
     app.include_router(taxonomy_tree.router)

@@ -55,6 +55,11 @@ class StreamSlots:
         self._by_key: Counter[str] = Counter()
         self._total = 0
 
+    @property
+    def open(self) -> int:
+        """Streams open in this process now (the `orch_sse_streams_active` gauge)."""
+        return self._total
+
     def acquire(self, key: str, settings: Settings) -> Callable[[], None]:
         """Take a slot or raise; the returned release may be called any number of times."""
         if self._by_key[key] >= settings.sse_per_key_streams:

@@ -68,9 +68,16 @@ def worker(
     queues: Annotated[str, typer.Option(help="Comma-separated queue classes: short,long.")] = "short,long",
 ) -> None:
     """Run a Celery worker executing runs."""
-    from workers.app import create_app as create_celery
+    from workers import metrics
 
     settings = resolved_settings(data_dir, worker_concurrency=concurrency)
+    if settings.worker_metrics_port is not None:
+        metrics.prepare(settings.data_dir)  # before the app's modules import prometheus-client
+
+    from workers.app import create_app as create_celery
+
+    if settings.worker_metrics_port is not None:
+        metrics.serve(settings.host, settings.worker_metrics_port)
     if settings.visibility_timeout_seconds < 2 * settings.task_time_limit_seconds:
         # Redis would hand a still-running task out again; attempts make that harmless but wasteful.
         err.print(

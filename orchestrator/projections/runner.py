@@ -19,7 +19,8 @@ import structlog
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
-from orchestrator.projections import rows
+from orchestrator.projections import counts as run_counts
+from orchestrator.projections import rows, run_metrics
 from orchestrator.projections import runs as runs_projection
 from orchestrator.projections import steps as steps_projection
 from orchestrator.store.engine import libpq_url
@@ -41,6 +42,10 @@ class Projection:
     record: Any  # the frozen record type: `from_row(mapping)`, `.as_row()`, `.key`
     key: Callable[[RecordedEvent], Any | None]
     evolve: Callable[[Any, RecordedEvent], Any | None]
+    # Optional aggregates kept in the same transaction as the rows: called with the rows a batch touched
+    # as they were before it (absent when new) and after it; `aggregate_tables` are emptied on a rebuild.
+    aggregate: Callable[[Connection, dict[Any, Any], dict[Any, Any]], None] | None = None
+    aggregate_tables: tuple[sa.Table, ...] = ()
 
     def load(self, conn: Connection, keys: Iterable[Any]) -> dict[Any, Any]:
         records = (self.record.from_row(row._mapping) for row in rows.select_by_keys(conn, self.table, keys))
@@ -50,29 +55,45 @@ class Projection:
         rows.upsert(conn, self.table, (r.as_row() for r in records))
 
     def reset(self, conn: Connection) -> None:
-        conn.execute(self.table.delete())
+        for table in (self.table, *self.aggregate_tables):
+            conn.execute(table.delete())
 
     @property
     def lock_key(self) -> int:
         return zlib.crc32(f"orch_projection:{self.name}".encode())
 
 
-def _projection(module: Any) -> Projection:
-    return Projection(module.NAME, module.TABLE, module.RECORD, module.key, module.evolve)
+def _projection(module: Any, **aggregates: Any) -> Projection:
+    return Projection(module.NAME, module.TABLE, module.RECORD, module.key, module.evolve, **aggregates)
 
 
-PROJECTIONS: tuple[Projection, ...] = (_projection(runs_projection), _projection(steps_projection))
+def _runs_aggregates(conn: Connection, before: dict[Any, Any], after: dict[Any, Any]) -> None:
+    run_counts.apply(conn, before, after)  # list totals
+    run_metrics.apply(conn, before, after)  # what /metrics reads
+
+
+PROJECTIONS: tuple[Projection, ...] = (
+    _projection(
+        runs_projection,
+        aggregate=_runs_aggregates,
+        aggregate_tables=(run_counts.TABLE, *run_metrics.TABLES),
+    ),
+    _projection(steps_projection),
+)
 
 
 def apply_batch(conn: Connection, projection: Projection, batch: Sequence[RecordedEvent]) -> None:
     keyed = [(k, event) for event in batch if (k := projection.key(event)) is not None]
     current = projection.load(conn, {k for k, _ in keyed})
+    before = dict(current)
     touched: dict[Any, Any] = {}
     for k, event in keyed:
         record = projection.evolve(current.get(k), event)
         if record is not None:
             current[k] = touched[k] = record
     projection.save(conn, touched.values())
+    if projection.aggregate is not None and touched:
+        projection.aggregate(conn, {k: before[k] for k in touched if k in before}, touched)
 
 
 class CheckpointMoved(Exception):
@@ -100,7 +121,7 @@ def _advance(conn: Connection, name: str, old: int, new: int) -> None:
 
 
 def catch_up_batch(
-    engine: Engine, projection: Projection, batch_size: int = 500, upto: int | None = None
+    engine: Engine, projection: Projection, batch_size: int = 2000, upto: int | None = None
 ) -> int:
     """Apply one batch (up to `upto`, a committed head, when given); returns how many events were applied."""
     with engine.begin() as conn:
@@ -112,7 +133,7 @@ def catch_up_batch(
         return len(batch)
 
 
-def catch_up(engine: Engine, projection: Projection, batch_size: int = 500) -> int:
+def catch_up(engine: Engine, projection: Projection, batch_size: int = 2000) -> int:
     """Apply everything committed so far. The committed head is a barrier that makes appends in flight
     finish first (see store.events.APPEND_LOCK_KEY), so it is asked for once a round, and only when the
     log has grown past the checkpoint at all."""

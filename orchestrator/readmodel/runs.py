@@ -10,7 +10,7 @@ client never sees 404 for a run it was just told about, even while the projector
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -18,6 +18,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from orchestrator.projections import counts as run_counts
 from orchestrator.projections import runs as runs_projection
 from orchestrator.projections.runs import RunRecord
 from orchestrator.readmodel.paging import Position, keyset_page
@@ -64,6 +65,21 @@ def filtered(tenant_id: str, filters: RunFilters) -> sa.Select[Any]:
     if filters.attributes:
         query = query.where(runs.c.attributes.contains(dict(filters.attributes)))
     return query
+
+
+def count_runs(conn: Connection, tenant_id: str, filters: RunFilters) -> int:
+    """How many runs match: from the projection's counters when the filters are only kind, status and
+    top level (a sum over a few rows at any scale), else a COUNT(*) of the filtered query."""
+    countable = RunFilters(
+        status=filters.status, kind=filters.kind, kinds=filters.kinds, root_only=filters.root_only
+    )
+    if replace(filters, attributes=filters.attributes or None) == countable:  # {} is no filter either
+        kinds = (filters.kind,) if filters.kind else filters.kinds
+        return run_counts.totals(
+            conn, tenant_id, kinds=kinds, status=filters.status, top_level_only=filters.root_only
+        )
+    total = conn.execute(sa.select(sa.func.count()).select_from(filtered(tenant_id, filters).subquery()))
+    return int(total.scalar_one())
 
 
 def records(conn: Connection, query: sa.Select[Any]) -> list[RunRecord]:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from orchestrator.projections.runs import RunRecord
 from orchestrator.readmodel.paging import NEWEST_FIRST, Position, keyset_page
-from orchestrator.readmodel.runs import RunFilters, filtered, records
+from orchestrator.readmodel.runs import RunFilters, count_runs, filtered, records
 from orchestrator.store.schema import outbox, runs
 
 
@@ -50,7 +50,7 @@ def task_runs(
 ) -> tuple[int, list[TaskRunRow]]:
     """The total and one offset page. Run both in one REPEATABLE READ transaction so they agree."""
     query = filtered(tenant_id, RunFilters(kind=kind))
-    total = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+    total = count_runs(conn, tenant_id, RunFilters(kind=kind))
     dispatched = (
         sa.exists().where(outbox.c.run_id == runs.c.id, outbox.c.sent_at.is_not(None)).label("dispatched")
     )

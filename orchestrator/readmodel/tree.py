@@ -19,7 +19,7 @@ from orchestrator.projections import steps as steps_projection
 from orchestrator.projections.runs import RunRecord
 from orchestrator.projections.steps import StepRecord
 from orchestrator.readmodel.paging import NEWEST_FIRST
-from orchestrator.readmodel.runs import RunFilters, filtered, records
+from orchestrator.readmodel.runs import RunFilters, count_runs, filtered, records
 from orchestrator.store.events import RecordedEvent, read_stream
 from orchestrator.store.schema import projection_checkpoints, run_steps, runs
 
@@ -33,8 +33,8 @@ def page_runs(
     total and the page disagree by that run, which offset paging cannot avoid anyway.
     """
     query = filtered(tenant_id, filters)
-    total = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
-    return records(conn, query.order_by(*NEWEST_FIRST).limit(limit).offset(offset)), int(total)
+    total = count_runs(conn, tenant_id, filters)
+    return records(conn, query.order_by(*NEWEST_FIRST).limit(limit).offset(offset)), total
 
 
 def run_tree(conn: Connection, tenant_id: str, run_id: UUID) -> list[RunRecord] | None:

@@ -22,6 +22,8 @@ events = sa.Table(
     sa.Column("metadata", JSONB, nullable=False),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.UniqueConstraint("stream_id", "version", name="events_stream_version_key"),
+    # /metrics counts lost attempts at every scrape (migration 0009_metrics).
+    sa.Index("events_attempt_lost_idx", "position", postgresql_where=sa.text("type = 'AttemptLost'")),
 )
 
 outbox = sa.Table(
@@ -135,6 +137,38 @@ runs = sa.Table(
     sa.Index("runs_tenant_parent_idx", "tenant_id", "parent_id"),
     sa.Index("runs_root_idx", "root_id"),
     sa.Index("runs_attributes_idx", "attributes", postgresql_using="gin"),
+)
+
+# Read model: how many runs each (tenant, kind, status, top-level or child) holds, kept by the runs
+# projection in the transaction that writes the rows, so list totals need no COUNT(*) over millions.
+run_counts = sa.Table(
+    "run_counts",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, primary_key=True),
+    sa.Column("status", sa.Text, primary_key=True),
+    sa.Column("top_level", sa.Boolean, primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+)
+
+# Kept by the runs projection beside run_counts, for /metrics (orchestrator/projections/run_metrics.py):
+# how many runs per tenant and kind ever started, and the queue-wait and duration histograms per kind.
+run_started = sa.Table(
+    "run_started",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+)
+
+run_latency = sa.Table(
+    "run_latency",
+    metadata,
+    sa.Column("kind", sa.Text, primary_key=True),
+    sa.Column("metric", sa.Text, primary_key=True),  # queue_wait | duration
+    sa.Column("le", sa.Float, primary_key=True),  # the bucket's upper bound; Infinity for the last
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("total", sa.Float, nullable=False),  # the sum of the seconds observed in this bucket
 )
 
 # Read model: the steps of each attempt, folded by orchestrator.projections.steps.

@@ -39,24 +39,34 @@ def test_api_sigkilled_during_submissions_makes_no_duplicates(make_system: MakeS
     results: dict[str, str] = {}
     lock = threading.Lock()
 
+    # One client per pool thread: building one per submission (an SSL context each) cost more than the
+    # submission itself, and at full scale (5,000) the test spent its time there.
+    local = threading.local()
+    clients: list[httpx.Client] = []
+
+    def client_of_thread() -> httpx.Client:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+            with lock:
+                clients.append(local.client)
+        return local.client  # type: ignore[no-any-return]
+
     def submit(idem: str) -> None:
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10) as client:
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline:  # a client that retries until answered, with the same key
-                try:
-                    response = client.post(
-                        "/v1/runs", json={"kind": "sleep"}, headers={"Idempotency-Key": idem}
-                    )
-                except httpx.HTTPError:
-                    time.sleep(0.2)
-                    continue
-                if response.status_code in (200, 201):
-                    with lock:
-                        results[idem] = response.json()["id"]
-                    return
-                assert response.status_code >= 500, response.text
+        client = client_of_thread()
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:  # a client that retries until answered, with the same key
+            try:
+                response = client.post("/v1/runs", json={"kind": "sleep"}, headers={"Idempotency-Key": idem})
+            except httpx.HTTPError:
                 time.sleep(0.2)
-            raise AssertionError("submission never accepted")
+                continue
+            if response.status_code in (200, 201):
+                with lock:
+                    results[idem] = response.json()["id"]
+                return
+            assert response.status_code >= 500, response.text
+            time.sleep(0.2)
+        raise AssertionError("submission never accepted")
 
     rng = random.Random(5)
     kills = 0
@@ -79,6 +89,8 @@ def test_api_sigkilled_during_submissions_makes_no_duplicates(make_system: MakeS
             api = system.start("serve")
         for future in futures:
             future.result()
+    for client in clients:
+        client.close()
     print(f"\nAPI SIGKILLed {kills} times during {total} submissions")
     assert kills >= 3, "the API was killed while submissions were in flight"
     assert len(results) == total

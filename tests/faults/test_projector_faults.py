@@ -78,7 +78,8 @@ def _progress_past(engine: Engine, at: int, head: int) -> Callable[[], bool]:
 def test_projector_sigkilled_during_catch_up(make_system: MakeSystem, tenant: str) -> None:
     system = make_system()
     engine = system.engine
-    _write_history(engine, tenant, scale(1500, 20000))
+    # Big enough that a projector folding batches of 2,000 events is still behind when it is killed.
+    _write_history(engine, tenant, scale(3000, 20000))
     head = head_position_of(engine)
     watch = CheckpointWatch(engine)
     watch.start()
@@ -86,7 +87,7 @@ def test_projector_sigkilled_during_catch_up(make_system: MakeSystem, tenant: st
     wanted, kills, killed_behind = scale(3, 20), 0, 0
     while killed_behind < wanted and kills < 4 * wanted:
         if checkpoint(engine) >= head:  # caught up between kills: the next projector gets a new backlog
-            _write_history(engine, tenant, scale(500, 5000))
+            _write_history(engine, tenant, scale(1500, 5000))
             head = head_position_of(engine)
         at_start = checkpoint(engine)
         projector = system.start("project")
@@ -97,7 +98,7 @@ def test_projector_sigkilled_during_catch_up(make_system: MakeSystem, tenant: st
         except AssertionError:
             print(system.logs())
             raise
-        time.sleep(rng.uniform(0.0, 0.4))
+        time.sleep(rng.uniform(0.0, 0.15))
         killed_behind += checkpoint(engine) < head
         projector.kill()
         kills += 1

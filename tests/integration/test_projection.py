@@ -18,7 +18,7 @@ from orchestrator.domain.errors import DomainError
 from orchestrator.projections.runner import PROJECTIONS, catch_up, checkpoint, rebuild
 from orchestrator.services import RunService, SubmitRequest
 from orchestrator.settings import Settings
-from orchestrator.store.schema import runs
+from orchestrator.store.schema import run_counts, runs
 from schemas.runs import ErrorCode
 
 RUNS = PROJECTIONS[0]
@@ -39,6 +39,20 @@ def idle_service(engine: Engine, settings: Settings) -> RunService:
         update={"queue_prefix": f"idle{uuid.uuid4().hex[:8]}", "lease_seconds": 3600.0}
     )
     return RunService(engine, idle)
+
+
+def _counts(engine: Engine, tenant: str) -> tuple[dict[tuple[Any, ...], int], dict[tuple[Any, ...], int]]:
+    """The projection's counters for the tenant, and the same counts taken from its rows."""
+    grouped = sa.select(runs.c.kind, runs.c.status, runs.c.parent_id.is_(None), sa.func.count()).where(
+        runs.c.tenant_id == tenant
+    )
+    kept = sa.select(run_counts.c.kind, run_counts.c.status, run_counts.c.top_level, run_counts.c.count)
+    with engine.connect() as conn:
+        counted = {tuple(r[:3]): int(r[3]) for r in conn.execute(grouped.group_by(sa.text("1, 2, 3")))}
+        counters = {
+            tuple(r[:3]): int(r[3]) for r in conn.execute(kept.where(run_counts.c.tenant_id == tenant))
+        }
+    return counters, counted
 
 
 def _mixed_workload(service: RunService, tenant: str, seed: int, count: int) -> None:
@@ -76,6 +90,8 @@ def test_rebuild_equals_live_after_a_mixed_workload(
     rebuild(engine, RUNS)
     assert _rows(engine, tenant) == live
     assert checkpoint(engine) >= before
+    counters, counted = _counts(engine, tenant)
+    assert counters == counted and sum(counted.values()) == 60
     statuses = {r["status"] for r in live if r["tenant_id"] == tenant}
     assert {"pending", "running", "succeeded"} <= statuses
 
@@ -89,5 +105,8 @@ def test_rebuild_equals_live_for_random_workloads(
     _mixed_workload(idle_service, tenant, seed=seed, count=10)
     catch_up(engine, RUNS)
     live = _rows(engine, tenant)
+    counters, counted = _counts(engine, tenant)
+    assert counters == counted, "the counters kept batch by batch equal a COUNT(*) of the rows"
     rebuild(engine, RUNS)
     assert _rows(engine, tenant) == live
+    assert _counts(engine, tenant) == (counters, counted)

@@ -126,7 +126,13 @@ def test_duplicate_deliveries_make_no_duplicate_transition(
     for run_id in run_ids:
         with engine.connect() as conn:
             types = [e.type for e in read_stream(conn, uuid.UUID(run_id))]
-        assert types == ["RunCreated", "RunStarted", "ProgressReported", "RunSucceeded"], types
+        assert types == [
+            "RunCreated",
+            "RunStarted",
+            "ProgressReported",
+            "CheckpointRecorded",
+            "RunSucceeded",
+        ], types
 
 
 def test_cancel_a_running_run(app_client: TestClient, auth: dict[str, str]) -> None:

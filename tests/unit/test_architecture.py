@@ -28,6 +28,27 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     # Read models fold the log; they do not call the write path or the HTTP layer.
     "orchestrator.projections": ("orchestrator.api", "orchestrator.services", "orchestrator.readmodel"),
     "orchestrator.readmodel": ("orchestrator.api", "orchestrator.services", "workers"),
+    # The client is for other services: the contracts and httpx, none of the server's code.
+    "orchestrator.client": (
+        "orchestrator.api",
+        "orchestrator.bootstrap",
+        "orchestrator.cli",
+        "orchestrator.domain",
+        "orchestrator.metrics",
+        "orchestrator.processes",
+        "orchestrator.projections",
+        "orchestrator.readmodel",
+        "orchestrator.services",
+        "orchestrator.settings",
+        "orchestrator.store",
+        "workers",
+        "sqlalchemy",
+        "fastapi",
+    ),
+    # Metrics read the store and the projections' names; the HTTP layer mounts them, never the reverse.
+    "orchestrator.metrics": ("orchestrator.api", "orchestrator.services", "orchestrator.cli", "workers"),
+    # The process-wide instruments are a leaf: the store times its appends with them.
+    "orchestrator.metrics.process": ("orchestrator.", "workers"),
     # The store is the bottom of our own stack.
     "orchestrator.store": (
         "orchestrator.api",
@@ -135,6 +156,7 @@ def test_every_module_belongs_to_a_part_or_is_a_known_top_level_module() -> None
         ("orchestrator.api.runs", "from workers.executor import execute"),
         ("orchestrator.projections.runs", "from orchestrator.services import RunService"),
         ("orchestrator.store.events", "from orchestrator.readmodel.runs import get_run"),
+        ("orchestrator.client.sync", "from orchestrator.store import keys"),
     ],
 )
 def test_a_forbidden_import_is_caught(module: str, line: str) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from orchestrator.domain.state import SHUTDOWN_REASON
-from orchestrator.projections import runs, steps
+from orchestrator.projections import counts, runs, steps
 from orchestrator.store.events import RecordedEvent
 from schemas.events import (
     EVENT_TYPES,
@@ -124,3 +124,17 @@ def test_steps_fold_by_attempt_and_sequence() -> None:
     assert [(s.step_key, s.status) for s in folded] == [("a", "succeeded"), ("b", "running")]
     assert folded[0].output == {"y": 2} and folded[0].completed_at == T0 + timedelta(seconds=3)
     assert steps.key(stream[0]) is None and steps.key(stream[2]) == (run_id, 1, 1)
+
+
+def test_run_counts_move_a_run_from_its_old_status_to_its_new_one() -> None:
+    first, second = uuid.uuid4(), uuid.uuid4()
+    pending = runs.fold(recorded([created(first)], first))
+    assert pending is not None
+    finished = runs.fold(recorded([created(first), RunStarted(attempt=1), RunSucceeded(attempt=1)], first))
+    fresh = runs.fold(recorded([created(second)], second))
+    assert finished is not None and fresh is not None
+    # A batch that finished one known run and created another: -1 pending +1 succeeded, +1 pending.
+    change = counts.deltas({first: pending}, {first: finished, second: fresh})
+    assert change == {("t", "sleep", "succeeded", True): 1}
+    assert counts.deltas({}, {second: fresh}) == {("t", "sleep", "pending", True): 1}
+    assert counts.deltas({first: finished}, {first: finished}) == {}

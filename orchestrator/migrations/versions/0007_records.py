@@ -4,10 +4,10 @@
 job that rewrites records in batches can prove no batch ran twice. `corpora` name sets of records and the
 metadata attributes they may be filtered on; their numeric id is what the list-jobs surface reports.
 `taxonomy_nodes` and `taxonomy_assignments` hold the tree of one taxonomy run, replaced as a whole.
-All four are tenant tables under row-level security, exactly like those of 0003.
+All four are tenant tables under row-level security, with the init-plan policies of 0008.
 
 Revision ID: 0007_records
-Revises: 0006
+Revises: 0009_metrics
 """
 
 from __future__ import annotations
@@ -17,13 +17,16 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 revision = "0007_records"
-down_revision = "0006"
+down_revision = "0009_metrics"
 branch_labels = None
 depends_on = None
 
 APP_ROLE = "orch_app"
 TABLES = ("records", "corpora", "taxonomy_nodes", "taxonomy_assignments")
 NOW = sa.text("clock_timestamp()")
+# As in 0008: scalar sub-selects are evaluated once per statement, not once per row.
+_TENANT = "tenant_id = ANY ((SELECT orch_tenants())::text[])"
+_SYSTEM = f"(SELECT current_user) <> '{APP_ROLE}'"
 
 
 def upgrade() -> None:
@@ -90,12 +93,9 @@ def upgrade() -> None:
         op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
         op.execute(
             f"CREATE POLICY tenant_isolation ON {table} TO {APP_ROLE} "
-            "USING (tenant_id = ANY (orch_tenants())) WITH CHECK (tenant_id = ANY (orch_tenants()))"
+            f"USING ({_TENANT}) WITH CHECK ({_TENANT})"
         )
-        op.execute(
-            f"CREATE POLICY system_roles ON {table} "
-            f"USING (current_user <> '{APP_ROLE}') WITH CHECK (current_user <> '{APP_ROLE}')"
-        )
+        op.execute(f"CREATE POLICY system_roles ON {table} USING ({_SYSTEM}) WITH CHECK ({_SYSTEM})")
     op.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}")
 
 
