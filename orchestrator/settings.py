@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    records_max_body_bytes: int = Field(
+        default=64 * 1_048_576, gt=0, description="Body cap of POST /v1/records (10,000 records a call)."
+    )
+    embedder_url: str | None = Field(
+        default=None,
+        description="HTTP endpoint of the `remote` embedder: POST {texts} answers {embeddings}.",
+    )
+    embedder_timeout_seconds: float = Field(default=30.0, gt=0)
     rate_limit_per_second: float = Field(default=100.0, gt=0, description="Requests per second per API key.")
     rate_limit_burst: int = Field(default=200, ge=1)
     upload_max_bytes: int = Field(

@@ -11,8 +11,10 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.api import JsonObject
+from schemas.corpus_jobs import RebuildIndexParams, ReplaceFilterAttrsParams
 from schemas.features import FeatureFormat
 from schemas.runs import ErrorCode
+from schemas.taxonomy import TaxonomyBuildParams
 
 
 class QueueClass(StrEnum):
@@ -93,10 +95,10 @@ JOB_KINDS: dict[str, JobKind] = {
         JobKind("sleep", SleepParams, QueueClass.SHORT),
         # The kinds below are served by the public surfaces; their workers arrive with their own issues.
         # Until a worker for a kind is deployed, its runs end `failed` with `service_unavailable`.
-        JobKind("taxonomy_build", OpaqueParams, QueueClass.LONG),
+        JobKind("taxonomy_build", TaxonomyBuildParams, QueueClass.LONG),
         JobKind("dataset_task", DatasetTaskParams, QueueClass.LONG),
-        JobKind("corpus_rebuild_vector_index", OpaqueParams, QueueClass.LONG),
-        JobKind("corpus_replace_filter_attrs", OpaqueParams, QueueClass.LONG),
+        JobKind("corpus_rebuild_vector_index", RebuildIndexParams, QueueClass.LONG),
+        JobKind("corpus_replace_filter_attrs", ReplaceFilterAttrsParams, QueueClass.LONG),
         JobKind("workflow", OpaqueParams, QueueClass.SHORT),
     )
 }

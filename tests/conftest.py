@@ -111,6 +111,10 @@ def settings(database_url: str, broker_url: str, tmp_path_factory: pytest.TempPa
         worker_shutdown_seconds=3.0,
         relay_poll_seconds=0.2,
         projector_poll_seconds=0.2,
+        # The `remote` embedder of taxonomy builds, on a port nothing listens on: builds that ask for it
+        # show how an unreachable embedding service ends (tests/integration/test_taxonomy_build.py).
+        embedder_url="http://127.0.0.1:1/embed",
+        embedder_timeout_seconds=2.0,
     )
 
 

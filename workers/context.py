@@ -33,12 +33,18 @@ class JobContext:
         attempt: int,
         resume_from: dict[str, Any] | None = None,
         tenant_id: str = "",
+        attributes: dict[str, Any] | None = None,
     ) -> None:
         self.service = service
         self.run_id = run_id
         # Whose run this is: a job touching tenant data (a bucket, say) scopes it by this, never by params.
         self.tenant_id = tenant_id
         self.attempt = attempt
+        # Whose run this is and what it was created on (a taxonomy build's field and source).
+        self.tenant_id = tenant_id
+        self.attributes = attributes or {}
+        # Figures the job measured (timings, quality), recorded with its success as the run's metrics.
+        self.metrics: dict[str, Any] = {}
         # The latest checkpoint an earlier attempt recorded (None on a first attempt or when none did):
         # a resumable job starts after it, so work committed before a crash is not done twice.
         self.resume_from = resume_from

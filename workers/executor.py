@@ -72,7 +72,14 @@ def execute(service: RunService, run_id: UUID, attempt: int, worker: str) -> str
         return "dropped"
     state = started.state
     bound = bound.bind(tenant_id=state.tenant_id, kind=state.kind)
-    ctx = JobContext(service, run_id, attempt, resume_from=state.checkpoint, tenant_id=state.tenant_id)
+    ctx = JobContext(
+        service,
+        run_id,
+        attempt,
+        resume_from=state.checkpoint,
+        tenant_id=state.tenant_id,
+        attributes=state.attributes,
+    )
     keeper = LeaseKeeper(service, ctx, service.settings.lease_renew_seconds)
     keeper.start()
     shutdown.set_executing(True)
@@ -130,4 +137,4 @@ def _run_job(
         # The message may hold SQL, paths or secrets: record only the exception's type.
         log.exception("job.crashed", run_id=str(ctx.run_id))
         return Fail(attempt, ErrorCode.INTERNAL_ERROR, f"job crashed ({type(exc).__name__})"), "failed"
-    return Succeed(attempt, result or {}), "succeeded"
+    return Succeed(attempt, result or {}, metrics=dict(ctx.metrics)), "succeeded"

@@ -5,15 +5,28 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from orchestrator.api import docs, errors, features, health, metrics, results, runs, sse, stream
+from orchestrator.api import (
+    corpus_jobs,
+    docs,
+    errors,
+    features,
+    health,
+    metrics,
+    records,
+    results,
+    runs,
+    sse,
+    stream,
+)
 from orchestrator.api.guards import RequestGuard
 from orchestrator.api.ratelimit import RateLimiter
-from orchestrator.api.surfaces import data_products, list_jobs, task_runs, taxonomy
+from orchestrator.api.surfaces import data_products, list_jobs, task_runs, taxonomy, taxonomy_tree
 from orchestrator.api.unhandled import CatchAll
 from orchestrator.services import RunService
 from orchestrator.settings import Settings
 from orchestrator.store import tenancy
 from orchestrator.store.engine import make_engine
+from orchestrator.text_records import TextRecords
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
@@ -31,6 +44,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine or make_engine(settings.database_url)
     tenancy.install(app.state.engine)
     app.state.service = RunService(app.state.engine, settings)
+    app.state.datasets = TextRecords(app.state.engine)
     app.state.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     errors.install(app)
     docs.install(app)
@@ -40,15 +54,19 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(features.router)
     app.include_router(results.router)
     app.include_router(taxonomy.router)
+    app.include_router(taxonomy_tree.router)
     app.include_router(task_runs.router)
     app.include_router(list_jobs.router)
     app.include_router(stream.router)
     app.include_router(data_products.router)
+    app.include_router(records.router)
+    app.include_router(corpus_jobs.router)
     app.add_middleware(
         RequestGuard,
         max_bytes=settings.max_body_bytes,
         upload_max_bytes=settings.upload_max_bytes,
         upload_paths=(features.PATH,),
+        path_max_bytes={"/v1/records": settings.records_max_body_bytes},
     )
     app.add_middleware(CatchAll)  # outermost of ours: nothing reaches uvicorn as an exception
     return app

@@ -31,6 +31,7 @@ class Principal:
     tenant_id: str
     key_prefix: str
     tenants: frozenset[str] = frozenset()
+    key_name: str | None = None
 
     @property
     def actor(self) -> str:
@@ -94,7 +95,9 @@ async def authenticate(
     # Async on purpose: a context variable set here is seen by the endpoint and its threads, and
     # every transaction they begin runs under row-level security for these tenants.
     tenancy.scope_to(record.tenants)
-    return Principal(tenant_id=record.tenant_id, key_prefix=record.prefix, tenants=record.tenants)
+    return Principal(
+        tenant_id=record.tenant_id, key_prefix=record.prefix, tenants=record.tenants, key_name=record.name
+    )
 
 
 def _find_key(engine: Engine, presented: str) -> keys.KeyRecord | None:

@@ -84,21 +84,25 @@ class RequestGuard:
         max_depth: int = MAX_JSON_DEPTH,
         upload_max_bytes: int = 0,
         upload_paths: tuple[str, ...] = (),
+        path_max_bytes: dict[str, int] | None = None,
     ) -> None:
-        self.app, self.max_bytes, self.max_depth = app, max_bytes, max_depth
+        self.app, self.default_max_bytes, self.max_depth = app, max_bytes, max_depth
         # Only these routes take multipart uploads; everywhere else a body is JSON under the JSON cap.
         self.upload_max_bytes, self.upload_paths = upload_max_bytes or max_bytes, upload_paths
+        # Bulk endpoints (records: 10,000 per call) take bodies larger than the default cap, by exact path.
+        self.path_max_bytes = path_max_bytes or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
+        max_bytes = self.path_max_bytes.get(scope.get("path", ""), self.default_max_bytes)
         headers = dict(scope.get("headers") or [])
         if scope.get("path") in self.upload_paths and is_multipart(headers.get(b"content-type")):
             await self._upload(scope, receive, send, headers)
             return
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             await _reply(send, 413, TOO_LARGE)
             return
         chunks: list[bytes] = []
@@ -109,7 +113,7 @@ class RequestGuard:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
+            if size > max_bytes:
                 await _reply(send, 413, TOO_LARGE)
                 return
             chunks.append(chunk)

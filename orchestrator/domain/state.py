@@ -40,6 +40,8 @@ class RunState:
     root_id: UUID | None = None
     depth: int = 0
     params: dict[str, Any] = field(default_factory=dict)
+    # Creation attributes (a taxonomy build's field and source): what the job works on, beside its params.
+    attributes: dict[str, Any] = field(default_factory=dict)
     # The latest checkpoint of any attempt: where a retry resumes. None until a job records one.
     checkpoint: dict[str, Any] | None = None
 
@@ -84,6 +86,7 @@ def evolve(state: RunState, event: Event) -> RunState:
                 root_id=event.root_id or event.run_id,
                 depth=event.depth,
                 params=event.params,
+                attributes=event.attributes,
             )
         case RunStarted():
             return replace(

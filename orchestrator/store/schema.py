@@ -209,3 +209,67 @@ features = sa.Table(
     sa.CheckConstraint("format IN ('jsonl', 'csv')", name="features_format_check"),
     sa.Index("features_tenant_created_idx", "tenant_id", sa.text("created_at DESC"), sa.text("id DESC")),
 )
+
+# A tenant's text records (migration 0012): upserted by (tenant, external_id); `version` counts rewrites.
+# `source_id` "" is the canonical "no source" bucket, never NULL, so one equality filter finds it.
+records = sa.Table(
+    "records",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("external_id", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("field_id", sa.Text, nullable=False),
+    sa.Column("field_label", sa.Text),
+    sa.Column("source_type", sa.Text, nullable=False),
+    sa.Column("source_id", sa.Text, nullable=False, server_default=""),
+    sa.Column("corpus_key", sa.Text),
+    sa.Column("metadata", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    # The replace-filter-attrs run that last rewrote the record: its batches skip records it already did.
+    sa.Column("rewritten_by", UUID(as_uuid=True)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.UniqueConstraint("tenant_id", "external_id", name="records_tenant_external_key"),
+    sa.Index("records_tenant_field_source_idx", "tenant_id", "field_id", "source_type", "source_id", "id"),
+    sa.Index("records_tenant_corpus_idx", "tenant_id", "corpus_key", "id"),
+)
+
+corpora = sa.Table(
+    "corpora",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("filter_attributes", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    # The vector index version the rebuild job last put in place (None: never built).
+    sa.Column("index_version", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.UniqueConstraint("tenant_id", "key", name="corpora_tenant_key_key"),
+)
+
+# The tree of one taxonomy run; node ids count from 1 within the run. Written as a whole by the job.
+taxonomy_nodes = sa.Table(
+    "taxonomy_nodes",
+    metadata,
+    sa.Column("run_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("node_id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("parent_id", sa.Integer),
+    sa.Column("depth", sa.Integer, nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("top_terms", JSONB, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("representative_record_ids", JSONB, nullable=False),
+)
+
+taxonomy_assignments = sa.Table(
+    "taxonomy_assignments",
+    metadata,
+    sa.Column("run_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("record_id", sa.BigInteger, primary_key=True),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("node_id", sa.Integer, nullable=False),
+    sa.Column("path", JSONB, nullable=False),
+)

@@ -178,12 +178,14 @@ def test_a_tenant_not_granted_is_a_404_like_a_missing_run(
 def test_post_records_the_attributes_and_returns_the_run(
     client: TestClient, runs: Runs, auth: dict[str, str], tenant: str
 ) -> None:
-    body = {**attrs(source_id="src-9", field_label="Region"), "tenant_id": tenant, "params": {"k": 8}}
+    body = {**attrs(source_id="src-9", field_label="Region"), "tenant_id": tenant, "params": {"clusters": 8}}
     response = client.post(URL, json=body, headers=auth)
     assert response.status_code == 201, response.text
     created = response.json()
     check_documented_shape(created)
-    assert created["status"] == "pending" and created["params"] == {"k": 8}
+    # The kind's parameters as validated: what was sent, and the defaults the build will use.
+    assert created["status"] == "pending" and created["params"]["clusters"] == 8
+    assert created["params"]["embedder"] == "tfidf"
     assert {k: created[k] for k in ("field_id", "source_type", "source_id", "field_label")} == {
         "field_id": "f1",
         "source_type": "crm",

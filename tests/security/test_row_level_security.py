@@ -22,6 +22,9 @@ from orchestrator.services import RunService, SubmitRequest
 from orchestrator.settings import Settings
 from orchestrator.store import features, tenancy
 from orchestrator.store.tenancy import APP_ROLE
+from orchestrator.text_records import TextRecords
+from schemas.records import RecordIn
+from schemas.taxonomy import Assignment, TreeNode
 from tests.conftest import System
 from tests.security.conftest import as_app_role, idle_settings, settle, tenant_tables
 
@@ -66,11 +69,22 @@ def two_tenants(engine: Engine, settings: Settings, system: System) -> Iterator[
             _command(service, run_id, StartStep(1, "only", 1))
             with engine.begin() as conn:
                 features.insert(conn, tenant, "rls", "file:///nowhere.jsonl", "jsonl")
+            _write_datasets(TextRecords(engine), tenant, run_id)
         settle(engine)
         yield tenants
     finally:
         for run_id in started:  # ending the attempt gives its lease back
             _command(service, run_id, Succeed(1))
+
+
+def _write_datasets(datasets: TextRecords, tenant: str, run_id: UUID) -> None:
+    """A record, a corpus and a one-node taxonomy tree of the tenant (records, corpora, taxonomy_*)."""
+    record = RecordIn(external_id="one", text="some text", field_id="f", source_type="s")
+    datasets.upsert_records(tenant, [record])
+    datasets.create_corpus(tenant, "c", "corpus", [])
+    record_id = datasets.record_texts(tenant, "f", "s", "")[0].id
+    node = TreeNode(1, None, 1, "label", ("some",), 1, (record_id,))
+    datasets.replace_tree(tenant, run_id, [node], [Assignment(record_id, 1, (1,))])
 
 
 def _rows_by_tenant(engine: Engine, table: str, scope: list[str] | None, *, app_role: bool) -> Counter[str]:

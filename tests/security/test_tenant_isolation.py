@@ -69,6 +69,29 @@ TENANT_ROUTES: dict[tuple[str, str], Call] = {
         "/v1/taxonomy/runs",
         {"tenant_id": t, "field_id": "f", "source_type": "s", "source_id": "", "params": {}},
     ),
+    # A corpus is named by its key within the caller's own tenant: another tenant's answers like none.
+    ("POST", "/v1/corpora/{key}/jobs"): lambda t: (
+        "POST",
+        f"/v1/corpora/{t}/jobs",
+        {"type": "JOB__CORPUS_REBUILD_VECTOR_INDEX"},
+    ),
+    ("POST", "/v1/corpora/{key}/query"): lambda t: ("POST", f"/v1/corpora/{t}/query", {"text": "x"}),
+    # A taxonomy run and its tree are read with the tenant named: another tenant's answers like none.
+    ("GET", "/v1/taxonomy/runs/{run_id}"): lambda t: (
+        "GET",
+        f"/v1/taxonomy/runs/{uuid.uuid4()}?tenant_id={t}",
+        None,
+    ),
+    ("GET", "/v1/taxonomy/runs/{run_id}/nodes"): lambda t: (
+        "GET",
+        f"/v1/taxonomy/runs/{uuid.uuid4()}/nodes?tenant_id={t}",
+        None,
+    ),
+    ("GET", "/v1/taxonomy/runs/{run_id}/assignments"): lambda t: (
+        "GET",
+        f"/v1/taxonomy/runs/{uuid.uuid4()}/assignments?tenant_id={t}",
+        None,
+    ),
 }
 
 

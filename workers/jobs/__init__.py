@@ -7,7 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 from workers.context import JobContext
-from workers.jobs import dataset_task, sleep
+from workers.jobs import (
+    corpus_rebuild_vector_index,
+    corpus_replace_filter_attrs,
+    dataset_task,
+    sleep,
+    taxonomy_build,
+)
 
 JobResult = dict[str, Any] | None
 Handler = Callable[[JobContext, Any], JobResult]
@@ -15,4 +21,7 @@ Handler = Callable[[JobContext, Any], JobResult]
 HANDLERS: dict[str, Handler] = {
     "sleep": sleep.run,
     "dataset_task": dataset_task.run,
+    "taxonomy_build": taxonomy_build.run,
+    "corpus_rebuild_vector_index": corpus_rebuild_vector_index.run,
+    "corpus_replace_filter_attrs": corpus_replace_filter_attrs.run,
 }

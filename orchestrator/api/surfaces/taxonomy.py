@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from orchestrator.api.deps import EngineDep, Principal, PrincipalDep, ServiceDep
 from orchestrator.api.errors import RESPONSES, responses
 from orchestrator.projections.runs import RunRecord
-from orchestrator.readmodel.runs import as_written
+from orchestrator.readmodel.runs import as_written, get_run
 from orchestrator.readmodel.surfaces import taxonomy_runs
 from orchestrator.services import RunNotFound, SubmitRequest
+from orchestrator.text_records import TextRecords
 from schemas.api import NO_NUL
 from schemas.runs import RunStatus
 from schemas.surfaces_taxonomy import TaxonomyRun, TaxonomyRunCreate, TaxonomyRunList
@@ -29,7 +31,7 @@ router = APIRouter(prefix="/v1/taxonomy/runs", tags=["taxonomy"])
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {**RESPONSES[404], "description": "Tenant not open to this key (body of a missing run)"}
 }
-_LIST_ERRORS: dict[int | str, dict[str, Any]] = {**responses(401, 422, 429, 503), **_NOT_FOUND}
+LIST_ERRORS: dict[int | str, dict[str, Any]] = {**responses(401, 422, 429, 503), **_NOT_FOUND}
 _CREATE_ERRORS: dict[int | str, dict[str, Any]] = {
     200: {"model": TaxonomyRun, "description": "A retry with the same `Idempotency-Key`: the run it created"},
     **responses(401, 409, 413, 422, 429, 503),
@@ -41,6 +43,16 @@ _CREATE_ERRORS: dict[int | str, dict[str, Any]] = {
 def _require_tenant(principal: Principal, tenant_id: str) -> None:
     if tenant_id not in principal.tenants:  # the key's own tenant and those granted to it
         raise RunNotFound(tenant_id)
+
+
+def find_taxonomy_run(engine: EngineDep, principal: Principal, tenant_id: str, run_id: UUID) -> RunRecord:
+    """The tenant's taxonomy run, or RunNotFound (also for a run of another kind or another tenant)."""
+    _require_tenant(principal, tenant_id)
+    with engine.connect() as conn:
+        run = get_run(conn, tenant_id, run_id)
+    if run is None or run.kind != KIND:
+        raise RunNotFound(str(run_id))
+    return run
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -75,7 +87,7 @@ def taxonomy_run(run: RunRecord) -> TaxonomyRun:
     )
 
 
-@router.get("", response_model=TaxonomyRunList, response_model_exclude_none=True, responses=_LIST_ERRORS)
+@router.get("", response_model=TaxonomyRunList, response_model_exclude_none=True, responses=LIST_ERRORS)
 def list_taxonomy_runs(
     principal: PrincipalDep,
     engine: EngineDep,
@@ -105,6 +117,17 @@ def list_taxonomy_runs(
     return TaxonomyRunList(data=[taxonomy_run(run) for run in rows])
 
 
+@router.get("/{run_id}", response_model=TaxonomyRun, response_model_exclude_none=True, responses=LIST_ERRORS)
+def get_taxonomy_run(
+    run_id: UUID,
+    principal: PrincipalDep,
+    engine: EngineDep,
+    tenant_id: Annotated[str, Query(min_length=1, max_length=255, pattern=NO_NUL)],
+) -> TaxonomyRun:
+    """One taxonomy run of `tenant_id`, with the list's fields (404 for any other run or tenant)."""
+    return taxonomy_run(find_taxonomy_run(engine, principal, tenant_id, run_id))
+
+
 @router.post(
     "",
     status_code=201,
@@ -114,6 +137,7 @@ def list_taxonomy_runs(
 )
 def create_taxonomy_run(
     body: TaxonomyRunCreate,
+    request: Request,
     principal: PrincipalDep,
     service: ServiceDep,
     response: Response,
@@ -124,7 +148,13 @@ def create_taxonomy_run(
     _require_tenant(principal, body.tenant_id)
     attributes = body.model_dump(include={"field_id", "source_type", "source_id", "field_label"})
     if body.field_label is None:
-        del attributes["field_label"]
+        # The label the field's records carry, when they carry one: the surface shows it.
+        datasets: TextRecords = request.app.state.datasets
+        found = datasets.field_label(body.tenant_id, body.field_id)
+        if found is None:
+            del attributes["field_label"]
+        else:
+            attributes["field_label"] = found
     outcome = service.submit(
         SubmitRequest(
             tenant_id=body.tenant_id,
