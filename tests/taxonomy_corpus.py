@@ -45,3 +45,80 @@ def generate(records: int = 2500, topics: int = 8, seed: int = 7) -> LabelledCor
         texts.append(" ".join(words))
         labels.append(topic)
     return LabelledCorpus(texts, labels)
+
+
+# Real English, for embedders that know the language (minilm): six topics of everyday words, written into
+# short sentences with filler that every topic shares, so word overlap alone does not separate them.
+_ENGLISH_TOPICS = {
+    "cooking": "oven recipe flour butter garlic simmer onion bake pepper sauce dough roast kitchen spoon "
+    "boil salad soup pastry grill taste",
+    "football": "goal striker referee penalty midfield league coach stadium defender match score keeper "
+    "tackle season fans pitch transfer kick offside",
+    "finance": "stock bond interest dividend market investor inflation portfolio shares broker loan "
+    "mortgage bank budget credit savings tax profit",
+    "medicine": "doctor patient fever vaccine surgery clinic nurse symptom diagnosis prescription hospital "
+    "infection dose therapy blood allergy pain",
+    "travel": "flight airport passport hotel luggage beach museum ticket tourist train island journey "
+    "visa map guide cruise booking holiday",
+    "software": "server database code bug compiler deploy network cloud python function release "
+    "laptop keyboard password update backup browser",
+}
+_FILLER = [
+    "the",
+    "a",
+    "my",
+    "our",
+    "their",
+    "this",
+    "that",
+    "some",
+    "every",
+    "really",
+    "quite",
+    "very",
+    "today",
+    "yesterday",
+    "again",
+    "maybe",
+    "still",
+    "just",
+    "people",
+    "friend",
+    "week",
+    "morning",
+    "evening",
+    "plan",
+    "idea",
+    "thing",
+    "place",
+    "time",
+    "work",
+    "home",
+    "city",
+    "new",
+    "old",
+    "good",
+    "bad",
+    "big",
+]
+_FRAMES = (
+    "{f1} {t1} and the {t2} were {f2} with {t3} {t4}",
+    "we talked about the {t1} {t2} {f1} with the {t3} and {t4}",
+    "{f1} {t1} {t2} {f2} {t3} {t4}",
+    "is the {t1} {f1} ready for the {t2} {t3} {t4} {f2}",
+    "I think {f1} {t1} needs a {t2} {t3} and {t4} {f2}",
+)
+
+
+def generate_english(records: int = 2400, seed: int = 5) -> LabelledCorpus:
+    rng = random.Random(seed)
+    vocabularies = [words.split() for words in _ENGLISH_TOPICS.values()]
+    texts, labels = [], []
+    for i in range(records):
+        topic = i % len(vocabularies)
+        frame = rng.choice(_FRAMES)
+        t1, t2, t3, t4 = rng.sample(vocabularies[topic], 4)
+        f1, f2 = rng.sample(_FILLER, 2)
+        texts.append(frame.format(t1=t1, t2=t2, t3=t3, t4=t4, f1=f1, f2=f2))
+        labels.append(topic)
+    return LabelledCorpus(texts, labels)

@@ -3,6 +3,7 @@ build ends otherwise (too few records, an unreachable embedder, a cancel), each 
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import pytest
@@ -125,6 +126,10 @@ def test_an_unreachable_embedder_fails_service_unavailable_after_retries(
     assert len(retried) >= 1 and all(e["data"]["error_code"] == "service_unavailable" for e in retried)
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("sentence_transformers") is not None,
+    reason="the `embeddings` extra is installed here, so minilm is not refused",
+)
 def test_minilm_without_the_extra_is_refused_naming_it(
     app_client: TestClient, auth: dict[str, str], tenant: str
 ) -> None:

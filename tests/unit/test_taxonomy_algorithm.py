@@ -12,7 +12,7 @@ from sklearn.cluster import KMeans
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import normalized_mutual_info_score
 
-from tests.taxonomy_corpus import LabelledCorpus, generate
+from tests.taxonomy_corpus import LabelledCorpus, generate, generate_english
 from workers.taxonomy.cluster import ClusteringFailed, build_tree
 from workers.taxonomy.embed import TfidfEmbedder
 from workers.taxonomy.label import sibling_labels
@@ -106,3 +106,30 @@ def test_validation_catches_sizes_that_do_not_add_up(corpus: LabelledCorpus, tre
 def test_clashing_labels_are_made_distinct() -> None:
     labels = sibling_labels([["a", "b"], ["a", "b", "c"], ["a", "b"], []])
     assert len(set(labels)) == 4 and all(labels)
+
+
+def test_minilm_top_level_agrees_with_the_labels_of_an_english_corpus() -> None:
+    """The `embeddings` extra's model, on the CPU when no GPU is lent: skipped where it is not installed."""
+    pytest.importorskip("sentence_transformers", reason="the `embeddings` extra is not installed")
+    from workers.taxonomy.embed import MiniLMEmbedder
+
+    english = generate_english(records=2400, seed=5)
+    vectors = MiniLMEmbedder().embed(english.texts, lambda _done: None)
+    top = build_tree(vectors, 6, max_depth=1, min_cluster_size=40, seed=SEED)
+    tree = assemble(top, english.texts, list(range(len(english.texts))))
+    ours = normalized_mutual_info_score(english.labels, top_level(tree, len(english.texts)))
+    plain = KMeans(6, n_init=1, random_state=SEED).fit_predict(TfidfVectorizer().fit_transform(english.texts))
+    baseline = normalized_mutual_info_score(english.labels, plain)
+    print(f"\nminilm top level NMI {ours:.3f}; plain TF-IDF + k-means {baseline:.3f}")
+    assert ours >= 0.5
+
+
+def test_tfidf_does_as_well_as_plain_kmeans_on_an_english_corpus() -> None:
+    """An easy corpus (plain k-means separates it perfectly): the tree must not lose what plain finds."""
+    english = generate_english(records=2400, seed=5)
+    tree = build(english)
+    ours = normalized_mutual_info_score(english.labels, top_level(tree, len(english.texts)))
+    plain = KMeans(6, n_init=1, random_state=SEED).fit_predict(TfidfVectorizer().fit_transform(english.texts))
+    baseline = normalized_mutual_info_score(english.labels, plain)
+    print(f"\ntfidf top level NMI {ours:.3f}; plain TF-IDF + k-means {baseline:.3f}")
+    assert ours >= baseline - 0.01, f"ours {ours:.3f} vs plain TF-IDF + k-means {baseline:.3f}"

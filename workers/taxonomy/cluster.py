@@ -85,8 +85,26 @@ def _representatives(vectors: Vectors, members: Indices) -> Indices:
     return members[order[:REPRESENTATIVES]]
 
 
+def _silhouette(vectors: Vectors, labels: NDArray[np.int64], seed: int) -> float:
+    """Cosine silhouette of a labelling, on a seeded sample when the node is large; -2 for one group."""
+    if len(set(labels.tolist())) < 2:
+        return -2.0
+    if len(vectors) > SILHOUETTE_SAMPLE:
+        pick = np.sort(np.random.default_rng(seed).choice(len(vectors), SILHOUETTE_SAMPLE, replace=False))
+        vectors, labels = vectors[pick], labels[pick]
+        if len(set(labels.tolist())) < 2:
+            return -2.0
+    return float(silhouette_score(vectors, labels, metric="cosine"))
+
+
 def _split(vectors: Vectors, members: Indices, k: int, seed: int) -> list[Indices]:
-    labels = kmeans(_recentred(vectors[members]), k, seed)
+    # Re-centring a node before its split brings out what sets its members apart when they share much
+    # (sub-clusters, topics with common vocabulary), and hides topics that are already far apart: on a
+    # generated English corpus it took the top level from NMI 1.0 to 0.48. Both are tried and the split
+    # whose clusters hang together better (silhouette on the node's own vectors) is kept: no labels needed.
+    node = vectors[members]
+    candidates = [kmeans(_recentred(node), k, seed), kmeans(node, k, seed)]
+    labels = max(candidates, key=lambda found: _silhouette(node, found, seed))
     groups = [members[labels == label] for label in sorted(set(labels.tolist()))]
     # Largest first, then by first member: a stable order that does not depend on k-means' numbering.
     return sorted(groups, key=lambda g: (-len(g), int(g[0])))
