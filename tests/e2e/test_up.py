@@ -131,8 +131,12 @@ def test_a_role_that_keeps_dying_right_away_is_backed_off_then_given_up(up: Up) 
                 continue
         time.sleep(0.02)
     assert up.proc.returncode == 1
-    assert len(kills) == 5, "killed right after each start until up gave up"
-    pauses = [later - earlier for earlier, later in itertools.pairwise(kills)]
+    # The first relay was started before `up` was ready: on a loaded machine it may have lived past
+    # QUICK_DEATH_SECONDS by its kill, a death that starts no streak and is restarted at once. The streak
+    # up gives up after is the last five kills either way.
+    assert len(kills) in (5, 6), f"killed right after each start until up gave up: {kills}"
+    streak = kills[-5:]
+    pauses = [later - earlier for earlier, later in itertools.pairwise(streak)]
     assert all(pause >= expected for pause, expected in zip(pauses, (1, 2, 4, 8), strict=True)), pauses
     assert "relay died 5 times in a row" in up.tail()
     assert not (up.data_dir / "api-url").exists()
