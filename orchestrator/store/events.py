@@ -201,6 +201,17 @@ def read_streams(
     return found
 
 
+_STREAM_LOCK_NAMESPACE = 0x7374726D  # "strm": apart from the other advisory locks' keys
+
+
+def lock_stream(conn: Connection, stream_id: UUID) -> None:
+    """Take the stream's write lock until the transaction ends: writers of one stream take turns instead of
+    racing on the version (a fast job's appends kept beating a cancel that had to re-read a long stream).
+    The expected-version check of `append` stays the guarantee; this only stops the losing."""
+    key = int.from_bytes(stream_id.bytes[8:], "big", signed=True) ^ _STREAM_LOCK_NAMESPACE
+    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
+
 def read_stream(conn: Connection, stream_id: UUID, *, tenant_id: str | None = None) -> list[RecordedEvent]:
     query = sa.select(*_COLUMNS).where(events.c.stream_id == stream_id).order_by(events.c.version)
     if tenant_id is not None:

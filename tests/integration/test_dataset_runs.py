@@ -129,7 +129,9 @@ def test_a_run_canceled_mid_way_leaves_no_file_at_the_final_path(
         return bool(app_client.get(f"/v1/runs/{run_id}", headers=auth).json()["progress"]["done"])
 
     wait_until(some_progress, timeout=30, interval=0.05, message="first chunks done")
-    assert app_client.post(f"/v1/runs/{run_id}/cancel", headers=auth).status_code == 200
+    canceled = app_client.post(f"/v1/runs/{run_id}/cancel", headers=auth)
+    ended = app_client.get(f"/v1/runs/{run_id}", headers=auth).json()
+    assert canceled.status_code == 200, (canceled.text, ended["status"], ended["error_code"], ended["error"])
     run = wait_terminal(app_client, auth, run_id)
     assert run["status"] == "canceled" and 0 < run["progress"]["done"] < 20_000
     assert not local_path(settings, tenant, f"results/{run_id}.jsonl").exists()
