@@ -148,36 +148,18 @@ class RunService:
 
     # ---- submission -------------------------------------------------------------------------------
     def submit(self, request: SubmitRequest) -> Outcome:
-        """Record RunCreated and its dispatch intent in one transaction (no dual write)."""
-        params = _validate_params(request.kind, request.params)
-        queue = self.settings.queue_name(JOB_KINDS[request.kind].queue)
-        run_id = uuid.uuid4()
-        with _store_errors(), self.engine.begin() as conn:
-            if request.idempotency_key is not None:
-                try:
-                    existing = idempotency.claim(
-                        conn, request.tenant_id, request.idempotency_key, _request_hash(request), run_id
-                    )
-                except idempotency.KeyReused:
-                    raise IdempotencyConflict(
-                        "Idempotency-Key was already used with a different request"
-                    ) from None
-                if existing is not None:
-                    return self._existing(conn, request.tenant_id, existing)
-            parent = self._parent_state(conn, request) if request.parent_id else None
-            command = self._create_command(request, params, run_id, parent)
-            new_events = decide(RunState(), command)
-            metadata = _metadata(request.actor, request.tenant_id, command.root_id or run_id)
-            # The append goes last, right before the commit: whole-log readers wait for appends in flight
-            # (store.events.APPEND_LOCK_KEY), so the less an append holds its transaction open the better.
-            outbox.enqueue(conn, run_id, request.tenant_id, 1, queue)
-            recorded = append(conn, run_id, request.tenant_id, new_events, 0, metadata)
-            return Outcome(run_id, fold(new_events), recorded, recorded, created=True)
+        """Record RunCreated and its dispatch intent in one transaction (no dual write). With an
+        idempotency key, a retry answers the run the first request created."""
+        return self._submit_all([request], lambda _index: ["body"])[0]
 
     def submit_batch(self, requests: Sequence[SubmitRequest]) -> list[Outcome]:
         """Submit many runs atomically: all are recorded, with their dispatch intents, in one transaction
         of a few statements, or none is. Each item is idempotent by its own key as `submit` is; an item
         whose key an earlier request used answers that request's run. Outcomes are in request order."""
+        return self._submit_all(requests, lambda index: ["body", "runs", index])
+
+    def _submit_all(self, requests: Sequence[SubmitRequest], at: Callable[[int], list[Any]]) -> list[Outcome]:
+        """The one submission path; `at(i)` is where request i's fields sit in the body, for errors."""
         invalid: list[dict[str, Any]] = []
         params: list[dict[str, Any]] = []
         keys: dict[str, int] = {}
@@ -185,10 +167,10 @@ class RunService:
             try:
                 params.append(_validate_params(request.kind, request.params))
             except InvalidRequest as exc:
-                invalid += [{**err, "loc": ["body", "runs", index, *err["loc"][1:]]} for err in exc.errors]
+                invalid += [{**err, "loc": [*at(index), *err["loc"][1:]]} for err in exc.errors]
             key = request.idempotency_key
             if key is not None and keys.setdefault(key, index) != index:
-                loc = ["body", "runs", index, "idempotency_key"]
+                loc = [*at(index), "idempotency_key"]
                 invalid.append(
                     {"loc": loc, "msg": "idempotency_key repeats within the batch", "type": "value_error"}
                 )
@@ -223,7 +205,8 @@ class RunService:
                 fresh.append(NewStream(run_id, tenant_id, decide(RunState(), command), metadata))
                 queues.append(self.settings.queue_name(JOB_KINDS[request.kind].queue))
             outbox.enqueue_first_attempts(conn, [(f.stream_id, tenant_id) for f in fresh], queues)
-            # As in `submit`, the append goes last, right before the commit.
+            # The append goes last, right before the commit: whole-log readers wait for appends in flight
+            # (store.events.APPEND_LOCK_KEY), so the less an append holds its transaction open the better.
             created = dict(zip((f.stream_id for f in fresh), append_new_streams(conn, fresh), strict=True))
         outcomes = []
         for request, run_id in zip(requests, run_ids, strict=True):
@@ -252,11 +235,6 @@ class RunService:
             labels=request.labels,
             attributes=request.attributes,
         )
-
-    def _existing(self, conn: Connection, tenant_id: str, run_id: UUID) -> Outcome:
-        recorded = read_stream(conn, run_id, tenant_id=tenant_id)
-        state = fold(r.to_event() for r in recorded)
-        return Outcome(run_id, state, recorded[:1], recorded, created=False)
 
     def _parent_state(self, conn: Connection, request: SubmitRequest) -> RunState:
         """The parent as it stands, with its children lock held until this submission commits: a run that

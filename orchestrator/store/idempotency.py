@@ -17,31 +17,11 @@ class KeyReused(Exception):
     """The key was already used with a different request."""
 
 
-def claim(conn: Connection, tenant_id: str, key: str, request_hash: str, run_id: UUID) -> UUID | None:
-    """Record `key` for `run_id`, or return the run an earlier request with it created. A concurrent
-    holder of the same key makes this wait (the primary key's lock) until it commits or rolls back."""
-    inserted = conn.execute(
-        insert(idempotency_keys)
-        .values(tenant_id=tenant_id, key=key, request_hash=request_hash, run_id=run_id)
-        .on_conflict_do_nothing()
-        .returning(idempotency_keys.c.run_id)
-    ).first()
-    if inserted is not None:
-        return None
-    row = conn.execute(
-        sa.select(idempotency_keys.c.run_id, idempotency_keys.c.request_hash).where(
-            idempotency_keys.c.tenant_id == tenant_id, idempotency_keys.c.key == key
-        )
-    ).one()
-    if row.request_hash != request_hash:
-        raise KeyReused(key)
-    return UUID(str(row.run_id))
-
-
 def claim_many(conn: Connection, tenant_id: str, claims: dict[str, tuple[str, UUID]]) -> dict[str, UUID]:
-    """`claim` for many keys in two statements: {key: (request_hash, run_id)} in, and out the keys that an
-    earlier request already holds, with the run it created. Raises KeyReused for a key held with another
-    request. Rows are inserted in key order so that two batches sharing keys cannot deadlock."""
+    """Record each key for its run, in two statements: {key: (request_hash, run_id)} in, and out the keys
+    that an earlier request already holds, with the run it created. A concurrent holder of one of the keys
+    makes this wait (the primary key's lock) until it commits or rolls back. Raises KeyReused for a key
+    held with another request. Rows are inserted in key order so that two batches cannot deadlock."""
     if not claims:
         return {}
     ordered = sorted(claims)
