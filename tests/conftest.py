@@ -198,3 +198,15 @@ def system(settings: Settings, engine: Engine, tmp_path_factory: pytest.TempPath
         yield running
     finally:
         running.stop()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Name the threads still alive as pytest ends: a daemon thread left running into interpreter shutdown
+    is the usual way a process that passed every test still dies of a signal on its way out."""
+    import sys
+    import threading
+
+    left = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    if left:
+        names = ", ".join(f"{t.name}{' (daemon)' if t.daemon else ''}" for t in left)
+        print(f"\nthreads alive as pytest ends: {names}", file=sys.stderr)
