@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.conftest import EXIT_AFTER_SUMMARY
 from tests.services import NO_SERVICES
 
 # -X faulthandler keeps Python's crash report on past pytest's own session: a process that passes every
@@ -61,7 +62,7 @@ def main(argv: list[str]) -> int:
         return subprocess.call([*PYTEST, *argv])
     started = time.monotonic()
     results: list[tuple[str, int, str]] = []
-    env = dict(os.environ)
+    env = {**os.environ, EXIT_AFTER_SUMMARY: "1"}
 
     code, output = run_streamed("unit", ["-m", "unit"], {**env, NO_SERVICES: "1"})
     results.append(("unit", code, output))
