@@ -22,7 +22,8 @@ def test_ui_files_are_served_with_a_strict_content_security_policy(app_client: T
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
     assert "unsafe-inline" not in policy and page.headers["x-content-type-options"] == "nosniff"
     # The page loads only its own files, by relative paths (so a proxy prefix keeps working).
-    assert set(re.findall(r'(?:src|href)="([^"]+)"', page.text)) == {"dashboard.css", "dashboard.js"}
+    loaded = set(re.findall(r'(?:src|href)="([^"]+)"', page.text))
+    assert loaded == {"dashboard.css", "dashboard.js", "favicon.svg"}
     script = app_client.get("/ui/dashboard.js")
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert "content-security-policy" in script.headers
