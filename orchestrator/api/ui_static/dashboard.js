@@ -9,6 +9,11 @@
   const STATUSES = ["pending", "running", "succeeded", "failed", "canceled"];
   const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
   const STATUS_AFTER = { RunStarted: "running", RunSucceeded: "succeeded", RunFailed: "failed", RunCanceled: "canceled" };
+  // A run only moves forward (pending, running, then one terminal status). Answers arrive out of order
+  // (a stream's event before the response of the request that caused it; a read model that lags the
+  // log), so what the page shows never steps back to an earlier status.
+  const rank = (status) => (TERMINAL.has(status) ? 2 : status === "running" ? 1 : 0);
+  const later = (a, b) => (rank(b) > rank(a) ? b : a);
   const PAGE_SIZE = 20;
   const REFRESH_MS = 2000;
   // A browser opens at most 6 connections to one origin over HTTP/1.1; streams hold theirs open, so the
@@ -141,13 +146,19 @@
   // What an event changes in a run as the list and the detail show it; the next read confirms it.
   function applyEvent(run, event) {
     const status = STATUS_AFTER[event.type];
-    if (status) run.status = status;
+    if (status) run.status = later(run.status, status);
     const data = event.data || {};
     if (typeof data.attempt === "number") run.attempt = data.attempt;
     if (event.type === "ProgressReported") run.progress = { done: data.done, total: data.total ?? null };
     if (event.type === "CancelRequested") run.cancel_requested = true;
     if (event.type === "RunFailed") Object.assign(run, { error_code: data.error_code, error: data.error });
-    if (TERMINAL.has(status)) run.finished_at = event.recorded_at;
+    if (TERMINAL.has(status) && !run.finished_at) run.finished_at = event.recorded_at;
+  }
+
+  // A fresh read of a run over what the page holds, keeping the later status of the two.
+  function merged(shown, fresh) {
+    if (rank(shown.status) <= rank(fresh.status)) return fresh;
+    return { ...fresh, status: shown.status, finished_at: shown.finished_at ?? fresh.finished_at };
   }
 
   // ---- State --------------------------------------------------------------------------------------
@@ -158,7 +169,7 @@
     page: 0,
     nextCursor: null,
     rows: new Map(), // run id -> run, the current page
-    ended: new Map(), // run id -> terminal status seen on a stream, newer than a lagging read model
+    streamed: new Map(), // run id -> the run as its stream left it, maybe ahead of the read model
     rowStreams: new Map(), // run id -> stop()
     detail: null,
     timer: null,
@@ -234,8 +245,8 @@
       renderCounts(counts);
       state.nextCursor = page.next_cursor;
       state.rows = new Map(page.data.map((run) => {
-        const ended = state.ended.get(run.id);
-        return [run.id, ended && !TERMINAL.has(run.status) ? { ...run, status: ended } : run];
+        const streamed = state.streamed.get(run.id);
+        return [run.id, streamed ? merged(streamed, run) : run];
       }));
       renderRuns();
       followRows();
@@ -271,9 +282,9 @@
     const run = state.rows.get(runId);
     if (!run) return;
     applyEvent(run, event);
+    state.streamed.set(runId, { ...run });
     updateRow(run);
     if (TERMINAL.has(run.status)) {
-      state.ended.set(runId, run.status);
       state.rowStreams.delete(runId);
       refresh();
     }
@@ -368,6 +379,8 @@
         api(`v1/runs/${id}`), api(`v1/runs/${id}/events`), api("v1/runs", { query: { parent_id: runId, limit: 100 } }),
       ]);
       if (state.detail !== detail) return; // another run was opened meanwhile
+      // The log may be ahead of the read model the run was read from: fold it over the run.
+      for (const event of events.data) applyEvent(run, event);
       Object.assign(detail, { run, events: events.data });
       renderRun(run);
       renderTree(run, children);
@@ -395,7 +408,7 @@
     try {
       const run = await api(`v1/runs/${encodeURIComponent(detail.id)}/cancel`, { method: "POST" });
       if (state.detail === detail) {
-        Object.assign(detail.run, run);
+        detail.run = merged(detail.run, run);
         renderRun(detail.run);
       }
       say(run.status === "canceled" ? "Run canceled." : "Cancel requested.", true);
@@ -419,7 +432,7 @@
     stopAll();
     sessionStorage.removeItem(KEY_STORE);
     state.rows.clear();
-    state.ended.clear();
+    state.streamed.clear();
     $("dashboard").hidden = true;
     $("key-forget").hidden = true;
     $("key-input").value = "";
