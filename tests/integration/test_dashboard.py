@@ -24,10 +24,14 @@ def test_ui_files_are_served_with_a_strict_content_security_policy(app_client: T
     # The page loads only its own files, by relative paths (so a proxy prefix keeps working).
     loaded = set(re.findall(r'(?:src|href)="([^"]+)"', page.text))
     assert loaded == {"dashboard.css", "dashboard.js", "favicon.svg"}
-    script = app_client.get("/ui/dashboard.js")
-    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
-    assert "content-security-policy" in script.headers
-    assert "innerHTML" not in script.text and "insertAdjacentHTML" not in script.text
+    for name in ("dashboard.js", "api.js", "stream.js", "runs.js"):  # the page's module and its imports
+        script = app_client.get(f"/ui/{name}")
+        assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+        assert "content-security-policy" in script.headers
+        # Data reaches the page as text nodes only: nothing that parses markup.
+        assert not {"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"} & set(
+            re.findall(r"[A-Za-z.]+", script.text)
+        ), name
     moved = app_client.get("/ui", follow_redirects=False)
     assert moved.status_code in (301, 307) and moved.headers["location"].endswith("/ui/")
     missing = app_client.get("/ui/nothing.js")
