@@ -90,6 +90,11 @@ def test_runs_go_live_on_the_page_and_one_is_canceled_from_it(
     api = httpx.Client(base_url=served, headers={"X-API-Key": key}, timeout=10)
     page = browsed.page
     page.goto(f"{served}/ui/")
+    page.fill("#key-input", "orch_not-a-key")
+    page.click("#key-use")
+    expect(page.locator("#message")).to_contain_text("refused")
+    expect(page.locator("#dashboard")).to_be_hidden()
+    assert page.evaluate("sessionStorage.length") == 0  # a refused key is not kept
     page.fill("#key-input", key)
     page.click("#key-use")
     expect(page.locator('[data-count="total"] strong')).to_have_text("0")
@@ -125,4 +130,5 @@ def test_runs_go_live_on_the_page_and_one_is_canceled_from_it(
     assert api.get(f"/v1/runs/{slow}").json()["status"] == "canceled"
     assert not [url for url in browsed.requested if key in url], "the key must never be put into a URL"
     assert any(url.endswith("/stream") for url in browsed.requested), "runs are followed over SSE"
-    assert not browsed.problems, browsed.problems
+    # Only the refused key's 401s (an answer, and the console's line about it) are expected.
+    assert not [p for p in browsed.problems if "401" not in p], browsed.problems
