@@ -1,7 +1,7 @@
 """The deploy files say only what the code can do: every role deployed with a command the CLI has, env
 names that Settings reads, probes on routes the API serves. The compose file is checked by `docker
 compose config` where docker compose is installed, and the Kubernetes manifests by a schema validator
-from PyPI (kubernetes-validate, in the dev extra) where it is installed; both skip otherwise."""
+from PyPI (kubernetes-validate, the deploy-check extra) where it is installed; both skip otherwise."""
 
 from __future__ import annotations
 
@@ -163,7 +163,10 @@ def test_api_probes_and_service_point_at_what_the_api_serves() -> None:
 
 
 def test_manifests_pass_the_kubernetes_schemas() -> None:
-    validator = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed")
+    validator = pytest.importorskip(
+        "kubernetes_validate",
+        reason="kubernetes-validate is not installed (pip install -e '.[deploy-check]')",
+    )
     for filename, document in _manifests():
         if document["kind"] == "Kustomization":  # kustomize's own file, not an API object
             continue
