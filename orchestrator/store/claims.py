@@ -1,9 +1,9 @@
 """The relay's claim: which due outbox rows it publishes next, fairly across tenants and within limits.
 
 The SQL reads a few of each (tenant, kind)'s due rows in priority order (a lateral scan of
-outbox_tenant_due_idx per group), so one tenant's long queue costs neither the claim nor the others much; the choice itself is
-orchestrator.domain.dispatch, pure. Reading per kind, not per tenant, keeps a kind at its limit from hiding
-a tenant's other kinds behind it.
+outbox_tenant_due_idx per group), so one tenant's long queue costs neither the claim nor the others much;
+the choice itself is orchestrator.domain.dispatch, pure. Reading per kind, not per tenant, keeps a kind
+at its limit from hiding a tenant's other kinds behind it.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ _CANDIDATES = sa.text(
         FROM outbox o
         WHERE o.tenant_id = g.tenant_id AND o.kind = g.kind AND o.sent_at IS NULL AND o.not_before <= now()
         ORDER BY o.priority DESC, o.not_before, o.id
-        LIMIT least(:batch, greatest(10, 2 * ceil(CAST(:batch AS float) / (SELECT count(*) FROM groups))))::int
+        LIMIT least(:batch, greatest(10, 2 * ceil(CAST(:batch AS float) / (SELECT count(*) FROM groups))))
+              ::int
     ) c
     """
 )
