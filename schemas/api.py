@@ -112,8 +112,9 @@ class RunView(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
-    priority: int
-    not_before: datetime | None
+    # Defaults, so a client reading an older server's runs still parses them.
+    priority: int = 0
+    not_before: datetime | None = None
 
 
 class RunPage(BaseModel):
