@@ -117,6 +117,28 @@ def test_a_limit_of_one_keeps_the_second_run_pending_until_the_first_ends(
     assert app_client.get("/v1/limits", headers=auth).json()["running"] == {}
 
 
+def _most_running_at_once(engine: Engine, runs: list[UUID]) -> int:
+    """From the log: the most of these runs between their RunStarted and their terminal event at once."""
+    starts = _positions(engine, runs, "RunStarted")
+    ends = _positions(engine, runs, "RunSucceeded")
+    moments = sorted([(starts[r], 1) for r in runs] + [(ends[r], -1) for r in runs])
+    running = most = 0
+    for _, step in moments:
+        running += step
+        most = max(most, running)
+    return most
+
+
+def test_a_tenant_at_its_limit_never_exceeds_it(
+    app_client: TestClient, make_key: Callable[[str], str], engine: Engine
+) -> None:
+    _, auth = _auth(make_key)
+    assert app_client.put("/v1/limits", json={"max_running": 2}, headers=auth).status_code == 200
+    runs = _submit(app_client, auth, *[_sleep(0.3) for _ in range(6)])
+    wait_until(lambda: _finished(app_client, auth, runs), timeout=30, message="six runs")
+    assert 1 <= _most_running_at_once(engine, runs) <= 2
+
+
 def test_priorities_order_a_tenants_waiting_runs(
     app_client: TestClient, make_key: Callable[[str], str], engine: Engine
 ) -> None:
