@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -29,7 +29,7 @@ from orchestrator.domain.lifecycle import is_terminal
 from orchestrator.domain.retry import retry_at
 from orchestrator.domain.state import RunState, fold
 from orchestrator.settings import Settings
-from orchestrator.store import children, idempotency, leases, outbox
+from orchestrator.store import children, idempotency, leases, outbox, slots
 from orchestrator.store.events import (
     ConcurrencyError,
     NewStream,
@@ -41,7 +41,14 @@ from orchestrator.store.events import (
     read_stream,
     read_streams,
 )
-from schemas.events import AttemptFailed, AttemptLost, CancelRequested, Event, RunStarted
+from schemas.events import (
+    TERMINAL_EVENT_TYPES,
+    AttemptFailed,
+    AttemptLost,
+    CancelRequested,
+    Event,
+    RunStarted,
+)
 from schemas.jobs import JOB_KINDS
 
 _CONFLICT_RETRIES = 12
@@ -92,6 +99,8 @@ class SubmitRequest:
     attributes: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str | None = None
     actor: str = "api"
+    priority: int = 0
+    not_before: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -130,7 +139,7 @@ def _validate_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _request_hash(request: SubmitRequest) -> str:
-    body = {
+    body: dict[str, Any] = {
         "kind": request.kind,
         "params": request.params,
         "task": request.task,
@@ -138,6 +147,11 @@ def _request_hash(request: SubmitRequest) -> str:
         "attributes": request.attributes,
         "labels": request.labels,
     }
+    # Only when set, so the keys of requests made before runs had them still match their retries.
+    if request.priority:
+        body["priority"] = request.priority
+    if request.not_before is not None:
+        body["not_before"] = request.not_before.isoformat()
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -163,11 +177,20 @@ class RunService:
         invalid: list[dict[str, Any]] = []
         params: list[dict[str, Any]] = []
         keys: dict[str, int] = {}
+        latest_start = datetime.now(UTC) + timedelta(seconds=self.settings.max_delay_seconds)
         for index, request in enumerate(requests):
             try:
                 params.append(_validate_params(request.kind, request.params))
             except InvalidRequest as exc:
                 invalid += [{**err, "loc": [*at(index), *err["loc"][1:]]} for err in exc.errors]
+            if request.not_before is not None and request.not_before > latest_start:
+                invalid.append(
+                    {
+                        "loc": [*at(index), "not_before"],
+                        "msg": f"not_before is more than {self.settings.max_delay_seconds:g} seconds ahead",
+                        "type": "value_error",
+                    }
+                )
             key = request.idempotency_key
             if key is not None and keys.setdefault(key, index) != index:
                 loc = [*at(index), "idempotency_key"]
@@ -195,7 +218,7 @@ class RunService:
                 ) from None
             existing = read_streams(conn, sorted(set(earlier.values())), tenant_id) if earlier else {}
             fresh: list[NewStream] = []
-            queues: list[str] = []
+            dispatches: list[outbox.FirstAttempt] = []
             for request, run_id, valid in zip(requests, run_ids, params, strict=True):
                 if request.idempotency_key in earlier:
                     continue
@@ -203,8 +226,13 @@ class RunService:
                 command = self._create_command(request, valid, run_id, parent)
                 metadata = _metadata(request.actor, tenant_id, command.root_id or run_id)
                 fresh.append(NewStream(run_id, tenant_id, decide(RunState(), command), metadata))
-                queues.append(self.settings.queue_name(JOB_KINDS[request.kind].queue))
-            outbox.enqueue_first_attempts(conn, [(f.stream_id, tenant_id) for f in fresh], queues)
+                queue = self.settings.queue_name(JOB_KINDS[request.kind].queue)
+                dispatches.append(
+                    outbox.FirstAttempt(
+                        run_id, tenant_id, request.kind, queue, request.priority, request.not_before
+                    )
+                )
+            outbox.enqueue_first_attempts(conn, dispatches)
             # The append goes last, right before the commit: whole-log readers wait for appends in flight
             # (store.events.APPEND_LOCK_KEY), so the less an append holds its transaction open the better.
             created = dict(zip((f.stream_id for f in fresh), append_new_streams(conn, fresh), strict=True))
@@ -234,6 +262,8 @@ class RunService:
             max_attempts=self.settings.max_attempts,
             labels=request.labels,
             attributes=request.attributes,
+            priority=request.priority,
+            not_before=request.not_before,
         )
 
     def _parent_state(self, conn: Connection, request: SubmitRequest) -> RunState:
@@ -280,7 +310,15 @@ class RunService:
         try:
             return self.execute(run_id, StartAttempt(attempt=attempt, worker=worker), actor=worker)
         except (DomainError, RunNotFound):
+            self._release_if_finished(run_id)
             return None
+
+    def _release_if_finished(self, run_id: UUID) -> None:
+        """A message for a run that ended before it was published (a pending run canceled while the relay
+        published it) took a slot nothing else gives back; its dropped delivery does."""
+        with _store_errors(), self.engine.begin() as conn:
+            if any(has_event(conn, run_id, kind) for kind in sorted(TERMINAL_EVENT_TYPES)):
+                slots.release(conn, run_id)
 
     def execute(
         self, run_id: UUID, command: Command, *, tenant_id: str | None = None, actor: str = "system"
@@ -313,6 +351,10 @@ class RunService:
                 policy(self, conn, after, event)
         if after.status is not None and is_terminal(after.status):
             leases.release(conn, run_id)
+        if (after.status is not None and is_terminal(after.status)) or any(
+            isinstance(event, AttemptFailed | AttemptLost) for event in new_events
+        ):
+            slots.release(conn, run_id)  # the run or its attempt ended: its tenant may dispatch another
         # Last, right before the commit (see submit): the side effects above commit with it or not at all.
         metadata = _metadata(actor, state.tenant_id, state.root_id or run_id)
         recorded = append(conn, run_id, state.tenant_id, new_events, state.version, metadata)
@@ -359,7 +401,16 @@ def _schedule_retry(
     leases.release(conn, run.run_id)
     if event.retry_at is not None and not is_terminal(run.status):
         queue = service.queue_for(run.kind)
-        outbox.enqueue(conn, run.run_id, run.tenant_id, event.attempt + 1, queue, event.retry_at)
+        outbox.enqueue(
+            conn,
+            run.run_id,
+            run.tenant_id,
+            event.attempt + 1,
+            queue,
+            event.retry_at,
+            kind=run.kind,
+            priority=run.priority,
+        )
 
 
 POLICIES: dict[type[Event], Policy] = {

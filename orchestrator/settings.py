@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     task_time_limit_seconds: int = Field(default=3600, gt=0)
     visibility_timeout_seconds: int = Field(default=7200, gt=0)
     relay_poll_seconds: float = Field(default=0.5, gt=0)
+    tenant_max_running: int | None = Field(
+        default=None,
+        ge=0,
+        description="Runs a tenant may have dispatched and unfinished at once, unless it sets its own "
+        "(PUT /v1/limits); 0 or unset is unlimited.",
+    )
+    max_delay_seconds: float = Field(
+        default=30 * 24 * 3600.0, gt=0, description="How far ahead a run's `not_before` may lie."
+    )
     relay_publish_copies: int = Field(
         default=1, ge=1, le=10, description="Fault drills: publish each message N times."
     )

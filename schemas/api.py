@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.runs import ErrorCode, RunStatus
 
@@ -15,6 +15,8 @@ from schemas.runs import ErrorCode, RunStatus
 # in its schema (`pattern`), so such input is a 422 and never a database error. Pydantic already refuses
 # strings that are not Unicode (unpaired surrogates).
 NO_NUL = r"^[^\x00]*$"
+
+MIN_PRIORITY, MAX_PRIORITY = 0, 9
 
 
 def storable_json(value: Any) -> Any:
@@ -53,6 +55,14 @@ class RunCreateRequest(BaseModel):
     parent_run_id: UUID | None = Field(default=None, description="Makes this run a child of that run.")
     task: str | None = Field(default=None, max_length=255, pattern=NO_NUL)
     labels: Labels = Field(default_factory=dict, max_length=32)
+    priority: int = Field(
+        default=0, ge=MIN_PRIORITY, le=MAX_PRIORITY, description="Higher runs first within the tenant."
+    )
+    not_before: AwareDatetime | None = Field(
+        default=None,
+        description="Not dispatched before this time (with a time zone); the run stays `pending` until "
+        "then. A past time is due at once; at most ORCH_MAX_DELAY_SECONDS ahead.",
+    )
 
 
 MAX_BATCH_RUNS = 1000
@@ -102,6 +112,9 @@ class RunView(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    # Defaults, so a client reading an older server's runs still parses them.
+    priority: int = 0
+    not_before: datetime | None = None
 
 
 class RunPage(BaseModel):

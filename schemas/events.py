@@ -35,6 +35,9 @@ class RunCreated(Event):
     labels: dict[str, Any] = Field(default_factory=dict)
     # What a public surface records at creation (taxonomy field, dataset feature, corpus ids, task...).
     attributes: dict[str, Any] = Field(default_factory=dict)
+    # Dispatch order within the tenant (higher first) and the earliest dispatch; a rebuild keeps both.
+    priority: int = 0
+    not_before: datetime | None = None
 
 
 class RunStarted(Event):

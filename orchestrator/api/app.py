@@ -11,6 +11,7 @@ from orchestrator.api import (
     errors,
     features,
     health,
+    limits,
     metrics,
     records,
     results,
@@ -55,6 +56,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     metrics.install(app)
     app.include_router(run_counts.router)
     app.include_router(runs.router)
+    app.include_router(limits.router)
     app.include_router(features.router)
     app.include_router(results.router)
     app.include_router(taxonomy.router)

@@ -73,6 +73,8 @@ def submit_run(
             labels=body.labels,
             idempotency_key=idempotency_key,
             actor=principal.actor,
+            priority=body.priority,
+            not_before=body.not_before,
         )
     )
     if not outcome.created:
@@ -101,6 +103,8 @@ def submit_batch(body: RunBatchRequest, principal: PrincipalDep, service: Servic
                 labels=item.labels,
                 idempotency_key=item.idempotency_key,
                 actor=principal.actor,
+                priority=item.priority,
+                not_before=item.not_before,
             )
             for item in body.runs
         ]

@@ -9,6 +9,7 @@ from typer.core import TyperGroup
 
 from orchestrator.cli.common import CliError
 from orchestrator.cli.keys import keys_app
+from orchestrator.cli.limits import limits_app
 from orchestrator.cli.records import records_app
 from orchestrator.cli.roles import roles_app
 from orchestrator.cli.runs import runs_app
@@ -34,6 +35,7 @@ app = typer.Typer(
 )
 app.registered_commands.extend(roles_app.registered_commands)
 app.add_typer(keys_app, name="keys")
+app.add_typer(limits_app, name="limits")
 app.add_typer(runs_app, name="runs")
 app.add_typer(records_app, name="records")
 

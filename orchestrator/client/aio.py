@@ -61,9 +61,13 @@ class AsyncClient:
         parent_run_id: UUID | None = None,
         task: str | None = None,
         labels: Mapping[str, str] | None = None,
+        priority: int = 0,
+        not_before: datetime | None = None,
     ) -> RunView:
-        """Submit a run. With an `idempotency_key`, a retry answers the run the first call created."""
-        body = protocol.submit_body(kind, params, parent_run_id, task, labels)
+        """Submit a run. With an `idempotency_key`, a retry answers the run the first call created;
+        `priority` (0-9, higher first) orders it among its tenant's waiting runs, and it is not dispatched
+        before `not_before`."""
+        body = protocol.submit_body(kind, params, parent_run_id, task, labels, priority, not_before)
         response = await self._http.post(
             "/v1/runs", json=body, headers=protocol.idempotency_headers(idempotency_key)
         )

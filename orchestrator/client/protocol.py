@@ -53,6 +53,8 @@ def submit_body(
     parent_run_id: UUID | None,
     task: str | None,
     labels: Mapping[str, str] | None,
+    priority: int = 0,
+    not_before: datetime | None = None,
 ) -> dict[str, Any]:
     """The JSON body of `POST /v1/runs`, shaped by the server's own request model (so a malformed one
     fails here, before a request is sent)."""
@@ -62,6 +64,8 @@ def submit_body(
         parent_run_id=parent_run_id,
         task=task,
         labels=dict(labels or {}),
+        priority=priority,
+        not_before=not_before,
     )
     return request.model_dump(mode="json", exclude_defaults=True)
 

@@ -23,6 +23,8 @@ class CreateRun:
     max_attempts: int = 3
     labels: dict[str, Any] = field(default_factory=dict)
     attributes: dict[str, Any] = field(default_factory=dict)
+    priority: int = 0
+    not_before: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ class RunState:
     attributes: dict[str, Any] = field(default_factory=dict)
     # The latest checkpoint of any attempt: where a retry resumes. None until a job records one.
     checkpoint: dict[str, Any] | None = None
+    priority: int = 0  # a retry's dispatch keeps the run's place within its tenant
 
     @property
     def exists(self) -> bool:
@@ -87,6 +88,7 @@ def evolve(state: RunState, event: Event) -> RunState:
                 depth=event.depth,
                 params=event.params,
                 attributes=event.attributes,
+                priority=event.priority,
             )
         case RunStarted():
             return replace(

@@ -20,7 +20,7 @@ from orchestrator.domain.errors import DomainError
 from orchestrator.processes.broker import QueueDepth
 from orchestrator.services import RunNotFound, RunService
 from orchestrator.store import leases, outbox
-from orchestrator.store.schema import events, run_leases
+from orchestrator.store.schema import dispatch_slots, events, run_leases
 from orchestrator.store.schema import outbox as outbox_table
 from schemas.events import TERMINAL_EVENT_TYPES, CancelRequested, RunStarted
 
@@ -59,7 +59,17 @@ def recover_expired_leases(service: RunService) -> int:
 MAX_REDISPATCH_WAIT_SECONDS = 3600.0
 
 
-def _stalled_dispatches(engine: Engine, timeout_seconds: float) -> list[tuple[UUID, str, int, str]]:
+@dataclass(frozen=True)
+class StalledDispatch:
+    run_id: UUID
+    tenant_id: str
+    attempt: int
+    queue: str
+    kind: str
+    priority: int
+
+
+def _stalled_dispatches(engine: Engine, timeout_seconds: float) -> list[StalledDispatch]:
     o, newer, same = outbox_table.alias("o"), outbox_table.alias("newer"), outbox_table.alias("same")
     dispatches = (
         sa.select(sa.func.count())
@@ -76,7 +86,7 @@ def _stalled_dispatches(engine: Engine, timeout_seconds: float) -> list[tuple[UU
         ),
     )
     query = (
-        sa.select(o.c.run_id, o.c.tenant_id, o.c.attempt, o.c.queue)
+        sa.select(o.c.run_id, o.c.tenant_id, o.c.attempt, o.c.queue, o.c.kind, o.c.priority)
         .where(
             o.c.sent_at < cutoff,
             ~sa.exists().where(newer.c.run_id == o.c.run_id, newer.c.id > o.c.id),
@@ -86,7 +96,7 @@ def _stalled_dispatches(engine: Engine, timeout_seconds: float) -> list[tuple[UU
         .limit(200)
     )
     with engine.connect() as conn:
-        return [(row[0], row[1], row[2], row[3]) for row in conn.execute(query)]
+        return [StalledDispatch(*row) for row in conn.execute(query)]
 
 
 def prune_outbox(engine: Engine, keep_seconds: float = 3600.0) -> int:
@@ -102,6 +112,16 @@ def prune_outbox(engine: Engine, keep_seconds: float = 3600.0) -> int:
         ).rowcount
 
 
+def prune_slots(engine: Engine) -> int:
+    """Slots of finished runs. The write path gives a slot back when the run ends; this only catches one a
+    crash or a race left behind, so a tenant's limit is never worn down for good."""
+    finished = sa.exists().where(
+        events.c.stream_id == dispatch_slots.c.run_id, events.c.type.in_(TERMINAL_TYPES)
+    )
+    with engine.begin() as conn:
+        return conn.execute(dispatch_slots.delete().where(finished)).rowcount
+
+
 def redispatch_stalled(service: RunService, depth: QueueDepth | None = None) -> int:
     """Publish again the dispatches that never started. A busy queue is not a lost dispatch: while the
     broker still holds at least as many waiting messages on a queue as there are stalled dispatches for
@@ -109,19 +129,19 @@ def redispatch_stalled(service: RunService, depth: QueueDepth | None = None) -> 
     fewer (a flush, a broker that lost its data), some were lost, and all of them are published again;
     the copies of those still queued are dropped by the workers' attempt check."""
     stalled = _stalled_dispatches(service.engine, service.settings.dispatch_timeout_seconds)
-    per_queue = Counter(queue for *_, queue in stalled)
+    per_queue = Counter(dispatch.queue for dispatch in stalled)
     waiting = {queue: depth(queue) if depth else None for queue in per_queue}
     deferred = {queue for queue, held in waiting.items() if held is not None and held >= per_queue[queue]}
     for queue in deferred:
         log.info("reconciler.backlog", queue=queue, waiting=waiting[queue], stalled=per_queue[queue])
     redispatched = 0
-    for run_id, tenant_id, attempt, queue in stalled:
-        if queue in deferred:
+    for d in stalled:
+        if d.queue in deferred:
             continue
         with service.engine.begin() as conn:
-            outbox.enqueue(conn, run_id, tenant_id, attempt, queue)
+            outbox.enqueue(conn, d.run_id, d.tenant_id, d.attempt, d.queue, kind=d.kind, priority=d.priority)
         redispatched += 1
-        log.warning("reconciler.redispatched", run_id=str(run_id), attempt=attempt)
+        log.warning("reconciler.redispatched", run_id=str(d.run_id), attempt=d.attempt)
     return redispatched
 
 
@@ -161,7 +181,7 @@ def reconcile_once(service: RunService, depth: QueueDepth | None = None) -> Pass
         recover_expired_leases(service),
         redispatch_stalled(service, depth),
         force_overdue_cancels(service),
-        prune_outbox(service.engine),
+        prune_outbox(service.engine) + prune_slots(service.engine),
     )
 
 

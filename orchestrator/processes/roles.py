@@ -64,7 +64,10 @@ def relay(settings: Settings, engine: Engine) -> None:
     publish = celery_publisher(settings)
     url = settings.database_url or ""
     run_until_stopped(
-        lambda stop: run_relay(engine, url, publish, settings.relay_poll_seconds, stop), "relay"
+        lambda stop: run_relay(
+            engine, url, publish, settings.relay_poll_seconds, stop, settings.tenant_max_running
+        ),
+        "relay",
     )
 
 

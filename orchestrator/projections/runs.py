@@ -63,6 +63,8 @@ class RunRecord:
     usage_cost: Decimal = Decimal(0)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    priority: int = 0
+    not_before: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> RunRecord:
@@ -102,7 +104,18 @@ def _replace(run: RunRecord, **changes: Any) -> RunRecord:
 
 
 # Columns a run takes from its RunCreated event as they are.
-_AS_CREATED = ("kind", "task", "parent_id", "depth", "max_attempts", "params", "labels", "attributes")
+_AS_CREATED = (
+    "kind",
+    "task",
+    "parent_id",
+    "depth",
+    "max_attempts",
+    "params",
+    "labels",
+    "attributes",
+    "priority",
+    "not_before",
+)
 
 
 def created(event: ev.RunCreated, recorded: RecordedEvent) -> RunRecord:

@@ -22,6 +22,19 @@ class OutboxMessage:
     tenant_id: str
     attempt: int
     queue: str
+    kind: str = ""
+
+
+@dataclass(frozen=True)
+class FirstAttempt:
+    """The dispatch intent of a new run's first attempt."""
+
+    run_id: UUID
+    tenant_id: str
+    kind: str
+    queue: str
+    priority: int = 0
+    not_before: datetime | None = None  # None: due at once
 
 
 def enqueue(
@@ -31,37 +44,44 @@ def enqueue(
     attempt: int,
     queue: str,
     not_before: datetime | None = None,
+    *,
+    kind: str = "",
+    priority: int = 0,
 ) -> int:
-    values: dict[str, object] = {"run_id": run_id, "tenant_id": tenant_id, "attempt": attempt, "queue": queue}
+    values: dict[str, object] = {
+        "run_id": run_id,
+        "tenant_id": tenant_id,
+        "attempt": attempt,
+        "queue": queue,
+        "kind": kind,
+        "priority": priority,
+    }
     if not_before is not None:
         values["not_before"] = not_before
     # The insert's trigger (migration 0006) wakes the relay on OUTBOX_CHANNEL at commit.
     return int(conn.execute(outbox.insert().values(**values).returning(outbox.c.id)).scalar_one())
 
 
-def enqueue_first_attempts(conn: Connection, runs: Sequence[tuple[UUID, str]], queues: Sequence[str]) -> None:
-    """Dispatch intents for the first attempt of many new runs, in one statement: (run_id, tenant_id) each,
-    with its queue at the same index."""
+def enqueue_first_attempts(conn: Connection, runs: Sequence[FirstAttempt]) -> None:
+    """Dispatch intents for the first attempt of many new runs, in one statement."""
     if runs:
+        # One statement for every row, so each names its not_before; NULL means now, the column's default.
+        due = sa.func.coalesce(sa.bindparam("due", type_=outbox.c.not_before.type), sa.func.now())
         conn.execute(
-            outbox.insert(),
+            outbox.insert().values(not_before=due),
             [
-                {"run_id": run_id, "tenant_id": tenant_id, "attempt": 1, "queue": queue}
-                for (run_id, tenant_id), queue in zip(runs, queues, strict=True)
+                {
+                    "run_id": run.run_id,
+                    "tenant_id": run.tenant_id,
+                    "attempt": 1,
+                    "queue": run.queue,
+                    "kind": run.kind,
+                    "priority": run.priority,
+                    "due": run.not_before,
+                }
+                for run in runs
             ],
         )
-
-
-def claim_due(conn: Connection, limit: int = 100) -> list[OutboxMessage]:
-    """Lock unsent, due rows. SKIP LOCKED lets several relays share the work without double claims."""
-    query = (
-        sa.select(outbox.c.id, outbox.c.run_id, outbox.c.tenant_id, outbox.c.attempt, outbox.c.queue)
-        .where(outbox.c.sent_at.is_(None), outbox.c.not_before <= sa.func.now())
-        .order_by(outbox.c.not_before, outbox.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return [OutboxMessage(*row) for row in conn.execute(query)]
 
 
 def mark_sent(conn: Connection, ids: list[int]) -> None:
@@ -70,9 +90,11 @@ def mark_sent(conn: Connection, ids: list[int]) -> None:
 
 
 def seconds_until_next_due(conn: Connection) -> float | None:
+    """How long until a row that is not due yet becomes due. Rows already due but held back by a limit do
+    not count: the relay is woken for them when a slot frees (store.slots.release)."""
     value = conn.execute(
         sa.select(sa.func.extract("epoch", sa.func.min(outbox.c.not_before) - sa.func.now())).where(
-            outbox.c.sent_at.is_(None)
+            outbox.c.sent_at.is_(None), outbox.c.not_before > sa.func.now()
         )
     ).scalar()
     return None if value is None else max(0.0, float(value))

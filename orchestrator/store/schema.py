@@ -43,10 +43,47 @@ outbox = sa.Table(
     sa.Column("not_before", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.Column("sent_at", sa.DateTime(timezone=True)),
+    # The run's kind and priority, for per-kind limits and the order within a tenant (migration 0013).
+    sa.Column("kind", sa.Text, nullable=False, server_default=""),
+    sa.Column("priority", sa.SmallInteger, nullable=False, server_default="0"),
     sa.Index("outbox_unsent_idx", "not_before", "id", postgresql_where=sa.text("sent_at IS NULL")),
     sa.Index("outbox_run_idx", "run_id"),
     sa.Index("outbox_sent_idx", "sent_at", postgresql_where=sa.text("sent_at IS NOT NULL")),
     sa.Index("outbox_run_attempt_idx", "run_id", "attempt"),
+    sa.Index(
+        "outbox_tenant_due_idx",
+        "tenant_id",
+        "kind",
+        sa.text("priority DESC"),
+        "not_before",
+        "id",
+        postgresql_where=sa.text("sent_at IS NULL"),
+    ),
+)
+
+# One row per run that is dispatched and not finished: published, waiting in the broker or running. The
+# relay counts them against tenant_limits; the write path deletes a run's row when its attempt or the run
+# ends (orchestrator/store/slots.py).
+dispatch_slots = sa.Table(
+    "dispatch_slots",
+    metadata,
+    sa.Column("run_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("held_since", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.Index("dispatch_slots_tenant_idx", "tenant_id", "kind"),
+)
+
+# A tenant's running limits: kind '' overrides the default for all its runs, any other kind limits that
+# kind alone. 0 is unlimited.
+tenant_limits = sa.Table(
+    "tenant_limits",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, primary_key=True),
+    sa.Column("max_running", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.CheckConstraint("max_running >= 0", name="tenant_limits_max_running_check"),
 )
 
 api_keys = sa.Table(
@@ -129,6 +166,8 @@ runs = sa.Table(
     sa.Column("started_at", sa.DateTime(timezone=True)),
     sa.Column("finished_at", sa.DateTime(timezone=True)),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("priority", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("not_before", sa.DateTime(timezone=True)),
     sa.Index("runs_tenant_created_idx", "tenant_id", sa.text("created_at DESC"), sa.text("id DESC")),
     sa.Index(
         "runs_tenant_status_created_idx",

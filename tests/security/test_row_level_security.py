@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from orchestrator.domain.commands import Command, StartStep, Succeed
 from orchestrator.services import RunService, SubmitRequest
 from orchestrator.settings import Settings
-from orchestrator.store import features, tenancy
+from orchestrator.store import features, limits, slots, tenancy
 from orchestrator.store.tenancy import APP_ROLE
 from orchestrator.text_records import TextRecords
 from schemas.records import RecordIn
@@ -33,6 +33,7 @@ def test_every_tenant_table_forces_a_policy(engine: Engine) -> None:
     with engine.connect() as conn:
         tables = tenant_tables(conn)
         expected = {"events", "runs", "run_steps", "outbox", "idempotency_keys", "run_leases", "features"}
+        expected |= {"dispatch_slots", "tenant_limits"}
         assert expected <= set(tables)
         for table in tables:
             row = conn.execute(
@@ -54,7 +55,8 @@ def _command(service: RunService, run_id: UUID, command: Command) -> None:
 def two_tenants(engine: Engine, settings: Settings, system: System) -> Iterator[tuple[str, str]]:
     """Tenants A and B, each with a row in every tenant table, written the way the system writes them:
     a submit with an idempotency key (events, outbox, idempotency_keys), an attempt started (run_leases)
-    that has begun a step, a feature registered (features), and the session's projector (runs, run_steps)."""
+    that has begun a step and holds a dispatch slot (dispatch_slots), a feature registered (features), limits
+    set (tenant_limits), and the session's projector (runs, run_steps)."""
     service = RunService(engine, idle_settings(settings))
     tenants = (f"rls-a-{uuid.uuid4().hex[:8]}", f"rls-b-{uuid.uuid4().hex[:8]}")
     started: list[UUID] = []
@@ -69,6 +71,8 @@ def two_tenants(engine: Engine, settings: Settings, system: System) -> Iterator[
             _command(service, run_id, StartStep(1, "only", 1))
             with engine.begin() as conn:
                 features.insert(conn, tenant, "rls", "file:///nowhere.jsonl", "jsonl")
+                limits.replace(conn, tenant, 5, {"sleep": 2})  # tenant_limits
+                slots.hold(conn, [(run_id, tenant, "sleep")])  # dispatch_slots, as the relay takes one
             _write_datasets(TextRecords(engine), tenant, run_id)
         settle(engine)
         yield tenants

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from orchestrator.client import errors
-from orchestrator.client.protocol import StreamCursor, poll_delays
+from orchestrator.client.protocol import StreamCursor, poll_delays, submit_body
 
 EVENT = {"position": 7, "version": 2, "type": "RunStarted", "data": {}, "recorded_at": "2026-12-02T12:00:00Z"}
 
@@ -67,3 +69,12 @@ def test_the_stream_cursor_reads_frames_skips_heartbeats_and_remembers_the_last_
 def test_wait_polls_quickly_first_and_then_at_most_the_interval() -> None:
     delays = poll_delays(longest=0.5)
     assert [next(delays) for _ in range(6)] == [0.05, 0.1, 0.2, 0.4, 0.5, 0.5]
+
+
+def test_a_submission_carries_its_priority_and_not_before_and_refuses_bad_ones_before_sending() -> None:
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    body = submit_body("sleep", None, None, None, None, priority=3, not_before=at)
+    assert (body["priority"], datetime.fromisoformat(body["not_before"])) == (3, at)
+    assert "priority" not in submit_body("sleep", None, None, None, None)  # defaults stay off the wire
+    with pytest.raises(ValidationError):
+        submit_body("sleep", None, None, None, None, priority=10)

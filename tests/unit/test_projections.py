@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -138,3 +139,14 @@ def test_run_counts_move_a_run_from_its_old_status_to_its_new_one() -> None:
     assert change == {("t", "sleep", "succeeded", True): 1}
     assert counts.deltas({}, {second: fresh}) == {("t", "sleep", "pending", True): 1}
     assert counts.deltas({first: finished}, {first: finished}) == {}
+
+
+def test_priority_and_not_before_come_from_run_created_and_default_for_older_runs() -> None:
+    run_id = uuid.uuid4()
+    later = created(run_id).model_copy(update={"priority": 7, "not_before": T0 + timedelta(hours=1)})
+    run = runs.fold(recorded([later, RunStarted(attempt=1)], run_id))
+    assert run is not None and (run.priority, run.not_before) == (7, T0 + timedelta(hours=1))
+    (old,) = recorded([created(run_id)], run_id)
+    stored = {k: v for k, v in old.data.items() if k not in ("priority", "not_before")}
+    before = runs.fold([dataclasses.replace(old, data=stored)])  # stored before runs had either field
+    assert before is not None and (before.priority, before.not_before) == (0, None)
