@@ -110,6 +110,24 @@ class AttemptLost(Event):
     retry_at: datetime | None = None
 
 
+class RunParked(Event):
+    """The attempt ended to wait for child runs (a workflow's join): the run stays running, holds no lease
+    and no worker, and gets its next attempt when every awaited child has ended (RunResumed)."""
+
+    type: ClassVar[str] = "RunParked"
+    attempt: int
+    step_key: str
+    awaiting: list[UUID] = Field(default_factory=list)
+
+
+class RunResumed(Event):
+    """Every child the parked attempt awaited has ended: the next attempt is dispatched."""
+
+    type: ClassVar[str] = "RunResumed"
+    attempt: int
+    step_key: str
+
+
 class CancelRequested(Event):
     type: ClassVar[str] = "CancelRequested"
     reason: str | None = None
@@ -148,6 +166,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CheckpointRecorded,
         AttemptFailed,
         AttemptLost,
+        RunParked,
+        RunResumed,
         CancelRequested,
         RunSucceeded,
         RunFailed,
