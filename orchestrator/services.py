@@ -41,6 +41,7 @@ from orchestrator.store.events import (
     read_stream,
     read_streams,
 )
+from orchestrator.workflows.outcomes import ChildOutcome, summarize
 from schemas.events import (
     AttemptFailed,
     AttemptLost,
@@ -388,6 +389,12 @@ class RunService:
     def cancel_requested(self, run_id: UUID) -> bool:
         with _store_errors(), self.engine.connect() as conn:
             return has_event(conn, run_id, CancelRequested.type)
+
+    def child_outcomes(self, tenant_id: str, run_ids: Sequence[UUID]) -> list[ChildOutcome]:
+        """How each of `run_ids` stands, from its own stream (never a read model that may lag), in order."""
+        with _store_errors(), self.engine.connect() as conn:
+            streams = read_streams(conn, list(run_ids), tenant_id)
+        return [summarize(run_id, (r.to_event() for r in streams.get(run_id, []))) for run_id in run_ids]
 
     def renew_lease(self, run_id: UUID, attempt: int) -> bool:
         with _store_errors(), self.engine.begin() as conn:

@@ -59,6 +59,8 @@ class StepStarted(Event):
     sequence: int
     tool_name: str | None = None
     input: dict[str, Any] = Field(default_factory=dict)
+    # Names this one invocation of the tool (a workflow step in one attempt); older events have none.
+    tool_call_id: str | None = None
 
 
 class StepFinished(Event):

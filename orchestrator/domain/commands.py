@@ -47,6 +47,7 @@ class StartStep:
     sequence: int
     tool_name: str | None = None
     input: dict[str, Any] = field(default_factory=dict)
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True)

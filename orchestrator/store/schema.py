@@ -196,6 +196,7 @@ run_steps = sa.Table(
     sa.Column("duration_ms", sa.Integer),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("completed_at", sa.DateTime(timezone=True)),
+    sa.Column("tool_call_id", sa.Text),  # migration 0013_workflows
 )
 
 # A tenant's datasets (orchestrator.store.features); runs copy a feature's URL and format when created.

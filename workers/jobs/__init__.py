@@ -13,6 +13,7 @@ from workers.jobs import (
     dataset_task,
     sleep,
     taxonomy_build,
+    workflow,
 )
 
 JobResult = dict[str, Any] | None
@@ -24,4 +25,5 @@ HANDLERS: dict[str, Handler] = {
     "taxonomy_build": taxonomy_build.run,
     "corpus_rebuild_vector_index": corpus_rebuild_vector_index.run,
     "corpus_replace_filter_attrs": corpus_replace_filter_attrs.run,
+    "workflow": workflow.run,
 }

@@ -5,8 +5,8 @@ version number), `workflow_versions` one row per version, never rewritten, so a 
 N reads the same steps forever. Plain tenant tables, not event streams; row-level security as on every
 tenant table, in the init-plan form of 0008.
 
-The partial index on `RunParked` events serves the reconciler's safety net, which looks for parked runs
-whose children have all ended.
+Steps get the `tool_call_id` their StepStarted event may carry. The partial index on `RunParked` events
+serves the reconciler's safety net, which looks for parked runs whose children have all ended.
 
 Revision ID: 0013_workflows
 Revises: 0012
@@ -67,10 +67,12 @@ def upgrade() -> None:
     )
     _secure("workflows")
     _secure("workflow_versions")
+    op.add_column("run_steps", sa.Column("tool_call_id", sa.Text))
     op.execute("CREATE INDEX events_parked_idx ON events (stream_id, version) WHERE type = 'RunParked'")
 
 
 def downgrade() -> None:
     op.execute("DROP INDEX events_parked_idx")
+    op.drop_column("run_steps", "tool_call_id")
     op.drop_table("workflow_versions")
     op.drop_table("workflows")
