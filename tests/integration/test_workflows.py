@@ -120,10 +120,18 @@ def test_a_spawn_past_the_fan_out_bound_fails_its_step(
     app_client: TestClient, auth: dict[str, str], engine: Engine, settings: Settings
 ) -> None:
     """A reference that resolves at run time past what the document could check fails the step clearly."""
-    spawn = {"key": "fan", "tool": "spawn", "input": {"task": "sleep", "items": "{{ context.items }}"}}
-    run_id = start(app_client, auth, [spawn], items=list(range(settings.max_fan_out + 1)))
+    spawn = {
+        "key": "fan",
+        "tool": "spawn",
+        "input": {"task": "sleep", "items": "{{ context.items }}"},
+        "continue_on_error": True,
+    }
+    join = {"key": "wait", "tool": "join", "input": {"step": "fan"}}
+    run_id = start(app_client, auth, [spawn, join], items=list(range(settings.max_fan_out + 1)))
     run = detail_when_ended(app_client, auth, engine, run_id)
-    assert run["status"] == "failed" and "fan-out limit" in run["steps"][0]["error"]
+    assert [(s["stepKey"], s["status"]) for s in run["steps"]] == [("fan", "failed"), ("wait", "failed")]
+    assert "fan-out limit" in run["steps"][0]["error"] and "started no children" in run["steps"][1]["error"]
+    assert run["status"] == "failed" and "step 'wait' failed" in run["error"]
     tree = app_client.get(f"{RUNS}/{run_id}/tree", headers=auth).json()["items"]
     assert len(tree) == 1  # refused whole: not one child was created
 

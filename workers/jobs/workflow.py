@@ -60,7 +60,10 @@ def _run_step(
         resolved, error = step.input, str(exc)
     call = ToolCall(ctx, step.key, resolved, workflow.context, outputs)
     if error is None and step.tool == "join":
-        awaited, live = join.pending(call)
+        try:
+            awaited, live = join.pending(call)
+        except ToolFailed as exc:  # nothing to wait for (the spawn failed): the step fails, recorded below
+            awaited, live, error = (), 0, exc.message
         if live:
             ctx.progress(index, len(workflow.document.steps), message=f"waiting for {live} children")
             raise JobParked(step.key, awaited)
