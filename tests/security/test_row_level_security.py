@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from orchestrator.domain.commands import Command, StartStep, Succeed
 from orchestrator.services import RunService, SubmitRequest
 from orchestrator.settings import Settings
-from orchestrator.store import features, tenancy
+from orchestrator.store import features, tenancy, workflows
 from orchestrator.store.tenancy import APP_ROLE
 from orchestrator.text_records import TextRecords
 from schemas.records import RecordIn
@@ -54,7 +54,8 @@ def _command(service: RunService, run_id: UUID, command: Command) -> None:
 def two_tenants(engine: Engine, settings: Settings, system: System) -> Iterator[tuple[str, str]]:
     """Tenants A and B, each with a row in every tenant table, written the way the system writes them:
     a submit with an idempotency key (events, outbox, idempotency_keys), an attempt started (run_leases)
-    that has begun a step, a feature registered (features), and the session's projector (runs, run_steps)."""
+    that has begun a step, a feature registered (features), a workflow document (workflows and
+    workflow_versions), and the session's projector (runs, run_steps)."""
     service = RunService(engine, idle_settings(settings))
     tenants = (f"rls-a-{uuid.uuid4().hex[:8]}", f"rls-b-{uuid.uuid4().hex[:8]}")
     started: list[UUID] = []
@@ -69,6 +70,9 @@ def two_tenants(engine: Engine, settings: Settings, system: System) -> Iterator[
             _command(service, run_id, StartStep(1, "only", 1))
             with engine.begin() as conn:
                 features.insert(conn, tenant, "rls", "file:///nowhere.jsonl", "jsonl")
+                workflows.create(
+                    conn, tenant, "rls", {"steps": [{"key": "a", "tool": "transform", "input": {}}]}
+                )
             _write_datasets(TextRecords(engine), tenant, run_id)
         settle(engine)
         yield tenants
