@@ -53,7 +53,7 @@ clean:
 
 # Benchmarks, run by hand only (tests/benchmarks; never part of `make test`): every one at its
 # defaults, or some with BENCH and ARGS, e.g. `make bench BENCH=e2e ARGS="--n 5000 --reps 5"`.
-BENCH ?= e2e api append scale
+BENCH ?= e2e api append scale sse
 .PHONY: bench
 bench: $(STAMP)
 	for b in $(BENCH); do $(BIN)/python -m tests.benchmarks.bench_$$b $(ARGS) || exit 1; done

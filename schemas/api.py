@@ -109,6 +109,13 @@ class RunPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
 
 
+class RunCounts(BaseModel):
+    """The tenant's runs per status, from the read model's counters (every status present, 0 where none)."""
+
+    data: dict[RunStatus, int]
+    total: int
+
+
 class RunBatchResponse(BaseModel):
     """The batch's runs in request order; `created[i]` is false where item i's key answered an earlier run."""
 

@@ -198,3 +198,38 @@ def system(settings: Settings, engine: Engine, tmp_path_factory: pytest.TempPath
         yield running
     finally:
         running.stop()
+
+
+# Set by tests/tiers.py. Once pytest has printed its summary, the tier's process ends at once with that
+# exit status, running the atexit handlers (embedded servers stop there) but not the interpreter's
+# teardown of every module. In CI an integration pytest that had passed all of its tests once died of
+# SIGSEGV in that teardown, which no test exercises and a product process never reaches the same way
+# (each role is its own process, stopped by a signal); faulthandler stays on, so a crash during the tests
+# still fails the tier with its traceback.
+EXIT_AFTER_SUMMARY = "ORCH_TEST_EXIT_AFTER_SUMMARY"
+_EXIT_STATUS = pytest.StashKey[int]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Name the threads still alive as pytest ends (a daemon thread left running into interpreter shutdown
+    is the usual way a process that passed every test still dies of a signal on its way out); then, in a
+    tier, end the process (see EXIT_AFTER_SUMMARY)."""
+    import atexit
+    import os
+    import sys
+    import threading
+
+    left = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    if left:
+        names = ", ".join(f"{t.name}{' (daemon)' if t.daemon else ''}" for t in left)
+        print(f"\nthreads alive as pytest ends: {names}", file=sys.stderr)
+    if os.environ.get(EXIT_AFTER_SUMMARY) == "1" and _EXIT_STATUS in config.stash:
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(config.stash[_EXIT_STATUS])

@@ -245,7 +245,8 @@ def advisory_lock_holders(engine: Engine, key: int) -> list[int]:
 
 def projector_ready(engine: Engine) -> bool:
     """Every projection has an active projector (its advisory lock is held) that has caught up with
-    the log (its checkpoint row exists and is at the head)."""
+    the log (its checkpoint is at the head; a projection with no checkpoint row yet has folded nothing,
+    which is the head of an empty log)."""
     import sqlalchemy as sa
 
     from orchestrator.projections.runner import PROJECTIONS
@@ -259,7 +260,7 @@ def projector_ready(engine: Engine) -> bool:
         positions = dict(
             conn.execute(sa.select(projection_checkpoints.c.name, projection_checkpoints.c.position)).all()
         )
-    return all(positions.get(p.name, -1) >= head for p in PROJECTIONS)
+    return all(positions.get(p.name, 0) >= head for p in PROJECTIONS)
 
 
 # What each role logs once it is doing its job (the projector and the worker are checked by effect).

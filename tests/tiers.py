@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from tests.conftest import EXIT_AFTER_SUMMARY
 from tests.services import NO_SERVICES
 
-PYTEST = [sys.executable, "-m", "pytest"]
+# -X faulthandler keeps Python's crash report on past pytest's own session: a process that passes every
+# test and then dies in interpreter shutdown (a native library's teardown, say) shows which thread died.
+PYTEST = [sys.executable, "-X", "faulthandler", "-m", "pytest"]
 COUNTED = ("passed", "failed", "errors", "error", "skipped")
 
 
@@ -42,7 +46,9 @@ def counts(output: str) -> dict[str, int]:
 def run_streamed(name: str, args: list[str], env: dict[str, str]) -> tuple[int, str]:
     """Run one pytest, echoing its output as it comes; returns its exit code and output."""
     print(f"\n=== {name}: pytest {' '.join(args)}", flush=True)
-    proc = subprocess.Popen([*PYTEST, *args], env=env, stdout=subprocess.PIPE, text=True, bufsize=1)
+    proc = subprocess.Popen(
+        [*PYTEST, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
     assert proc.stdout is not None
     lines = []
     for line in proc.stdout:
@@ -56,7 +62,7 @@ def main(argv: list[str]) -> int:
         return subprocess.call([*PYTEST, *argv])
     started = time.monotonic()
     results: list[tuple[str, int, str]] = []
-    env = dict(os.environ)
+    env = {**os.environ, EXIT_AFTER_SUMMARY: "1"}
 
     code, output = run_streamed("unit", ["-m", "unit"], {**env, NO_SERVICES: "1"})
     results.append(("unit", code, output))
@@ -83,6 +89,8 @@ def main(argv: list[str]) -> int:
         for key, value in found.items():
             total[key] = total.get(key, 0) + value
         verdict = "ok" if code == 0 else ("no tests ran" if code == 5 else f"exit code {code}")
+        if code < 0:  # the process died of a signal after (or while) running its tests
+            verdict = f"killed by {signal.Signals(-code).name}"
         print(f"{name}: {verdict} {found}")
     failed = next((code for _, code, _ in results if code != 0), 0)
     print(f"total: {total.get('passed', 0)} passed, {total.get('failed', 0) + total.get('errors', 0)} failed")

@@ -30,7 +30,7 @@ from schemas.runs import ErrorCode
 from workers import shutdown
 from workers.context import JobContext
 from workers.errors import AttemptSuperseded, JobCanceled, JobError, JobParked, RetryableJobError
-from workers.jobs import HANDLERS
+from workers.jobs import handler_for
 from workers.resilience import TRANSIENT, retried
 
 log = structlog.get_logger(__name__)
@@ -120,7 +120,7 @@ def _run_job(
     ctx: JobContext, kind: str, params: dict[str, object], service: RunService
 ) -> tuple[Command | None, str]:
     attempt = ctx.attempt
-    handler = HANDLERS.get(kind)
+    handler = handler_for(kind)
     if handler is None:
         return Fail(
             attempt, ErrorCode.SERVICE_UNAVAILABLE, f"no worker for kind {kind!r} is deployed"

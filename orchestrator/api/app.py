@@ -14,9 +14,11 @@ from orchestrator.api import (
     metrics,
     records,
     results,
+    run_counts,
     runs,
     sse,
     stream,
+    ui,
     workflows,
 )
 from orchestrator.api.guards import RequestGuard
@@ -49,8 +51,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     errors.install(app)
     docs.install(app)
+    ui.install(app)
     app.include_router(health.router)
     metrics.install(app)
+    app.include_router(run_counts.router)
     app.include_router(runs.router)
     app.include_router(features.router)
     app.include_router(results.router)

@@ -13,7 +13,6 @@ from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from orchestrator import vector_index
 from orchestrator.api.deps import PrincipalDep, ServiceDep, SettingsDep
 from orchestrator.api.errors import responses
 from orchestrator.api.records import datasets
@@ -108,6 +107,10 @@ async def query_corpus(
 
 
 def _search(request: Request, tenant_id: str, data_dir: Any, corpus: CorpusView, body: CorpusQuery) -> Any:
+    # Imported on the first query, not with the app: faiss, scikit-learn and SciPy are most of an API
+    # process's memory and start-up time, and only this route needs them.
+    from orchestrator import vector_index
+
     directory = vector_index.corpus_dir(data_dir, tenant_id, corpus.id)
     version = corpus.index_version or ""
     try:

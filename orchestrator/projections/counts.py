@@ -72,3 +72,15 @@ def totals(
     if top_level_only:
         query = query.where(run_counts.c.top_level.is_(True))
     return int(conn.execute(query).scalar_one())
+
+
+def by_status(conn: Connection, tenant_id: str, *, kind: str | None = None) -> dict[str, int]:
+    """The tenant's run counts per status (only statuses that have runs), optionally of one kind."""
+    query = (
+        sa.select(run_counts.c.status, sa.func.sum(run_counts.c.count))
+        .where(run_counts.c.tenant_id == tenant_id)
+        .group_by(run_counts.c.status)
+    )
+    if kind:
+        query = query.where(run_counts.c.kind == kind)
+    return {status: int(n) for status, n in conn.execute(query)}

@@ -14,6 +14,7 @@ from schemas.tasks import ContextError, resolve_context
 from schemas.workflows import TaskInput
 from workers.context import JobContext
 from workers.errors import JobError
+from workers.jobs import handler_for
 from workers.tools.base import ToolCall, ToolFailed, ToolResult, parsed
 
 
@@ -51,8 +52,6 @@ class InlineContext(JobContext):
 
 
 def run(call: ToolCall) -> ToolResult:
-    from workers.jobs import HANDLERS  # the job handlers import the workflow job, which imports this
-
     spec = parsed(TaskInput, call.input)
     if (problem := task_problem(spec.task)) is not None:
         raise ToolFailed(problem)
@@ -65,7 +64,10 @@ def run(call: ToolCall) -> ToolResult:
         raise ToolFailed(f"the task's context does not fit it: {str(exc).splitlines()[0]}") from None
     inline = InlineContext(call.ctx)
     try:
-        result = HANDLERS[task.kind](inline, params)
+        handler = handler_for(task.kind)
+        if handler is None:
+            raise ToolFailed(f"no worker for kind {task.kind!r} is deployed")
+        result = handler(inline, params)
     except JobError as exc:
         raise ToolFailed(exc.message) from None
     return ToolResult({"task": task.name, "result": result or {}}, inline.spent)

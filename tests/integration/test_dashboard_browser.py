@@ -1,0 +1,134 @@
+"""The dashboard in a real browser (Playwright driving the system's chromium) against an in-thread API
+server and the session's role processes: a run submitted over the API appears and reaches `succeeded`
+on the page without a reload, its detail shows its log, and a run is canceled from the page."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy.engine import Engine
+
+from orchestrator.api.app import create_app
+from orchestrator.settings import Settings
+from tests.conftest import System
+from tests.services import free_port, wait_until
+
+browser_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the dev extra)")
+expect = browser_api.expect
+# Waits end as soon as the page shows the state; the bound only matters on a loaded machine.
+expect.set_options(timeout=10_000)
+
+# Debian's chromium: Playwright's own browser download is not used (nor reachable from CI).
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="no chromium on this machine (apt-get install chromium)"
+)
+
+
+@pytest.fixture()
+def served(settings: Settings, engine: Engine, system: System) -> Iterator[str]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, timeout=20, message="the in-thread API server")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@dataclass
+class Browsed:
+    """A page and what it did: every URL it requested, and its errors (a CSP violation, a script error
+    and an error answer all land in `problems`)."""
+
+    page: Any
+    requested: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+@pytest.fixture()
+def browsed() -> Iterator[Browsed]:
+    with browser_api.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        seen = Browsed(browser.new_page())
+        seen.page.on("request", lambda request: seen.requested.append(request.url))
+        seen.page.on("console", lambda note: note.type == "error" and seen.problems.append(note.text))
+        seen.page.on("pageerror", lambda error: seen.problems.append(str(error)))
+        seen.page.on(
+            "response",
+            lambda answer: answer.status >= 400 and seen.problems.append(f"{answer.status} {answer.url}"),
+        )
+        try:
+            yield seen
+        finally:
+            browser.close()
+
+
+def _sleep_run(api: httpx.Client, duration: float, steps: int) -> str:
+    response = api.post("/v1/runs", json={"kind": "sleep", "params": {"duration": duration, "steps": steps}})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def test_runs_go_live_on_the_page_and_one_is_canceled_from_it(
+    served: str, browsed: Browsed, make_key: Callable[[str], str], tenant: str, tmp_path: Path
+) -> None:
+    key = make_key(tenant)
+    api = httpx.Client(base_url=served, headers={"X-API-Key": key}, timeout=10)
+    page = browsed.page
+    page.goto(f"{served}/ui/")
+    page.fill("#key-input", "orch_not-a-key")
+    page.click("#key-use")
+    expect(page.locator("#message")).to_contain_text("refused")
+    expect(page.locator("#dashboard")).to_be_hidden()
+    assert page.evaluate("sessionStorage.length") == 0  # a refused key is not kept
+    page.fill("#key-input", key)
+    page.click("#key-use")
+    expect(page.locator('[data-count="total"] strong')).to_have_text("0")
+    page.evaluate("window.notReloaded = true")
+
+    quick = _sleep_run(api, duration=1, steps=2)
+    row = page.locator(f'tr[data-run-id="{quick}"]')
+    expect(row).to_be_visible(timeout=10_000)
+    expect(row.locator("[data-status]")).to_have_attribute("data-status", "succeeded", timeout=15_000)
+    expect(page.locator('[data-count="succeeded"] strong')).to_have_text("1", timeout=10_000)
+    assert page.evaluate("window.notReloaded") is True
+
+    row.locator("button").click()
+    expect(page.locator("#detail-id")).to_have_text(quick)
+    events = page.locator("#detail-events tr")
+    expect(events.last).to_have_attribute("data-event-type", "RunSucceeded")
+    expect(page.locator("#detail-fields")).to_contain_text("2 / 2")  # the progress it reported
+    assert events.count() >= 5  # created, started, progress x2, succeeded: the whole log
+
+    slow = _sleep_run(api, duration=30, steps=30)
+    slow_row = page.locator(f'tr[data-run-id="{slow}"]')
+    expect(slow_row).to_be_visible(timeout=10_000)
+    slow_row.locator("button").click()
+    expect(page.locator("#detail-id")).to_have_text(slow)
+    page.click("#detail-cancel")
+    shown = page.locator("#detail-fields [data-status]")
+    expect(shown).to_have_attribute("data-status", "canceled", timeout=10_000)
+    expect(slow_row.locator("[data-status]")).to_have_attribute("data-status", "canceled")
+    screenshot = tmp_path / "dashboard.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    print(f"dashboard screenshot: {screenshot}")
+
+    assert api.get(f"/v1/runs/{slow}").json()["status"] == "canceled"
+    assert not [url for url in browsed.requested if key in url], "the key must never be put into a URL"
+    assert any(url.endswith("/stream") for url in browsed.requested), "runs are followed over SSE"
+    # Only the refused key's 401s (an answer, and the console's line about it) are expected.
+    assert not [p for p in browsed.problems if "401" not in p], browsed.problems
