@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from orchestrator.domain.commands import Cancel, Command, CreateRun, StartAttempt
+from orchestrator.domain.commands import Cancel, Command, CreateRun, ParkAttempt, Resume, StartAttempt
 from orchestrator.domain.decide import decide
 from orchestrator.domain.errors import DomainError, IllegalTransition
 from orchestrator.domain.lifecycle import is_terminal
@@ -41,13 +41,19 @@ from orchestrator.store.events import (
     read_stream,
     read_streams,
 )
+from orchestrator.workflows.outcomes import ChildOutcome, summarize
 from schemas.events import (
     TERMINAL_EVENT_TYPES,
     AttemptFailed,
     AttemptLost,
     CancelRequested,
     Event,
+    RunCanceled,
+    RunFailed,
+    RunParked,
+    RunResumed,
     RunStarted,
+    RunSucceeded,
 )
 from schemas.jobs import JOB_KINDS
 
@@ -219,10 +225,15 @@ class RunService:
             existing = read_streams(conn, sorted(set(earlier.values())), tenant_id) if earlier else {}
             fresh: list[NewStream] = []
             dispatches: list[outbox.FirstAttempt] = []
-            for request, run_id, valid in zip(requests, run_ids, params, strict=True):
+            for index, (request, run_id, valid) in enumerate(zip(requests, run_ids, params, strict=True)):
                 if request.idempotency_key in earlier:
                     continue
                 parent = self._parent_state(conn, request) if request.parent_id else None
+                if parent is not None and parent.depth + 1 > self.settings.max_run_depth:
+                    msg = f"a child here would be {parent.depth + 1} levels deep; the limit is "
+                    msg += f"{self.settings.max_run_depth} (ORCH_MAX_RUN_DEPTH)"
+                    loc = [*at(index), "parent_run_id"]
+                    raise InvalidRequest([{"loc": loc, "msg": msg, "type": "value_error"}])
                 command = self._create_command(request, valid, run_id, parent)
                 metadata = _metadata(request.actor, tenant_id, command.root_id or run_id)
                 fresh.append(NewStream(run_id, tenant_id, decide(RunState(), command), metadata))
@@ -343,6 +354,21 @@ class RunService:
         if not stored:
             raise RunNotFound(str(run_id))
         state = fold(r.to_event() for r in stored)
+        if isinstance(command, ParkAttempt):
+            # Counted under the stream lock that every child's terminal write takes too (store.children).
+            unfinished = children.unfinished(conn, state.tenant_id, command.awaiting)
+            command = replace(command, unfinished=unfinished)
+        return self._decide_and_append(conn, run_id, state, stored, command, actor)
+
+    def _decide_and_append(
+        self,
+        conn: Connection,
+        run_id: UUID,
+        state: RunState,
+        stored: list[RecordedEvent],
+        command: Command,
+        actor: str,
+    ) -> Outcome:
         new_events = decide(state, command)
         after = fold(new_events, state)
         for event in new_events:
@@ -352,13 +378,37 @@ class RunService:
         if after.status is not None and is_terminal(after.status):
             leases.release(conn, run_id)
         if (after.status is not None and is_terminal(after.status)) or any(
-            isinstance(event, AttemptFailed | AttemptLost) for event in new_events
+            isinstance(event, AttemptFailed | AttemptLost | RunParked) for event in new_events
         ):
-            slots.release(conn, run_id)  # the run or its attempt ended: its tenant may dispatch another
+            # The run or its attempt ended (a parked run's too: a parent waiting on its children must not
+            # hold the slot they need): its tenant may dispatch another.
+            slots.release(conn, run_id)
         # Last, right before the commit (see submit): the side effects above commit with it or not at all.
         metadata = _metadata(actor, state.tenant_id, state.root_id or run_id)
         recorded = append(conn, run_id, state.tenant_id, new_events, state.version, metadata)
         return Outcome(run_id, after, recorded, [*stored, *recorded])
+
+    def resume_if_ready(
+        self, conn: Connection, run_id: UUID, tenant_id: str, ended: UUID | None = None
+    ) -> bool:
+        """Resume the run if it is parked and every child it awaits has ended (`ended` counts as ended: its
+        terminal event is being written in this very transaction). Takes the run's stream lock first."""
+        lock_stream(conn, run_id)
+        stored = read_stream(conn, run_id, tenant_id=tenant_id)
+        if not stored:
+            return False
+        state = fold(r.to_event() for r in stored)
+        if state.parked_on is None or state.status is None or is_terminal(state.status):
+            return False
+        if children.unfinished(conn, tenant_id, [c for c in state.awaiting if c != ended]):
+            return False
+        self._decide_and_append(conn, run_id, state, stored, Resume(state.parked_on), "orchestrator")
+        return True
+
+    def resume_parked(self, run_id: UUID, tenant_id: str) -> bool:
+        """The reconciler's safety net for a resume that the children's writes did not make."""
+        with _store_errors(), self.engine.begin() as conn:
+            return self.resume_if_ready(conn, run_id, tenant_id)
 
     def queue_for(self, kind: str) -> str:
         job = JOB_KINDS.get(kind)
@@ -377,6 +427,12 @@ class RunService:
     def cancel_requested(self, run_id: UUID) -> bool:
         with _store_errors(), self.engine.connect() as conn:
             return has_event(conn, run_id, CancelRequested.type)
+
+    def child_outcomes(self, tenant_id: str, run_ids: Sequence[UUID]) -> list[ChildOutcome]:
+        """How each of `run_ids` stands, from its own stream (never a read model that may lag), in order."""
+        with _store_errors(), self.engine.connect() as conn:
+            streams = read_streams(conn, list(run_ids), tenant_id)
+        return [summarize(run_id, (r.to_event() for r in streams.get(run_id, []))) for run_id in run_ids]
 
     def renew_lease(self, run_id: UUID, attempt: int) -> bool:
         with _store_errors(), self.engine.begin() as conn:
@@ -413,10 +469,43 @@ def _schedule_retry(
         )
 
 
+def _free_the_worker(service: RunService, conn: Connection, run: RunState, event: RunParked) -> None:
+    # A parked run holds no lease, so the reconciler never takes its wait for a lost worker.
+    assert run.run_id is not None
+    leases.release(conn, run.run_id)
+
+
+def _dispatch_next_attempt(service: RunService, conn: Connection, run: RunState, event: RunResumed) -> None:
+    assert run.run_id is not None
+    outbox.enqueue(
+        conn,
+        run.run_id,
+        run.tenant_id,
+        event.attempt + 1,
+        service.queue_for(run.kind),
+        kind=run.kind,
+        priority=run.priority,
+    )
+
+
+def _resume_parent(
+    service: RunService, conn: Connection, run: RunState, event: RunSucceeded | RunFailed | RunCanceled
+) -> None:
+    """A child's end may be the one its parked parent waits for: decided in the child's transaction, under
+    the parent's stream lock, so of two children ending at once exactly the later one resumes it."""
+    if run.parent_id is not None and run.run_id is not None:
+        service.resume_if_ready(conn, run.parent_id, run.tenant_id, ended=run.run_id)
+
+
 POLICIES: dict[type[Event], Policy] = {
     RunStarted: _grant_lease,
     AttemptFailed: _schedule_retry,
     AttemptLost: _schedule_retry,
+    RunParked: _free_the_worker,
+    RunResumed: _dispatch_next_attempt,
+    RunSucceeded: _resume_parent,
+    RunFailed: _resume_parent,
+    RunCanceled: _resume_parent,
 }
 
 

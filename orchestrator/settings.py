@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     )
     projector_poll_seconds: float = Field(default=1.0, gt=0)
 
+    # Run trees (workflows spawning children): a submission past either bound is refused, never queued.
+    max_run_depth: int = Field(default=5, ge=0, le=100, description="Deepest child: a root is depth 0.")
+    max_fan_out: int = Field(default=1000, ge=1, le=100_000, description="Child runs one spawn step starts.")
+
     queue_prefix: str = Field(default="orch", pattern=r"^[a-zA-Z0-9_.-]{1,64}$")
     worker_concurrency: int = Field(default=4, ge=1, le=256)
     host: str = "127.0.0.1"

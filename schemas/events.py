@@ -62,6 +62,8 @@ class StepStarted(Event):
     sequence: int
     tool_name: str | None = None
     input: dict[str, Any] = Field(default_factory=dict)
+    # Names this one invocation of the tool (a workflow step in one attempt); older events have none.
+    tool_call_id: str | None = None
 
 
 class StepFinished(Event):
@@ -113,6 +115,24 @@ class AttemptLost(Event):
     retry_at: datetime | None = None
 
 
+class RunParked(Event):
+    """The attempt ended to wait for child runs (a workflow's join): the run stays running, holds no lease
+    and no worker, and gets its next attempt when every awaited child has ended (RunResumed)."""
+
+    type: ClassVar[str] = "RunParked"
+    attempt: int
+    step_key: str
+    awaiting: list[UUID] = Field(default_factory=list)
+
+
+class RunResumed(Event):
+    """Every child the parked attempt awaited has ended: the next attempt is dispatched."""
+
+    type: ClassVar[str] = "RunResumed"
+    attempt: int
+    step_key: str
+
+
 class CancelRequested(Event):
     type: ClassVar[str] = "CancelRequested"
     reason: str | None = None
@@ -151,6 +171,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CheckpointRecorded,
         AttemptFailed,
         AttemptLost,
+        RunParked,
+        RunResumed,
         CancelRequested,
         RunSucceeded,
         RunFailed,

@@ -24,6 +24,15 @@ class QueueClass(StrEnum):
     LONG = "long"
 
 
+class ReportedUsage(BaseModel):
+    """Tokens and cost a job reports as spent (UsageRecorded), for runs that stand in for metered work."""
+
+    model_config = ConfigDict(extra="forbid")
+    input_tokens: int = Field(default=0, ge=0, le=10**12)
+    output_tokens: int = Field(default=0, ge=0, le=10**12)
+    cost: str = Field(default="0", pattern=r"^\d{1,12}(\.\d{1,12})?$", description="Decimal, e.g. 0.0125.")
+
+
 class SleepParams(BaseModel):
     """The built-in `sleep` kind: waits, reports progress, optionally fails. Honest work for tests."""
 
@@ -38,6 +47,7 @@ class SleepParams(BaseModel):
     uninterruptible: bool = Field(
         default=False, description="Sleep without cancel checkpoints (fault drills: forced cancels)."
     )
+    usage: ReportedUsage | None = Field(default=None, description="Usage to report as spent (tests).")
     crash_attempts: int = Field(
         default=0,
         ge=0,

@@ -94,7 +94,7 @@ class RunStep(BaseModel):
     startedAt: datetime
     status: str
     stepKey: str
-    toolCallId: str | None = None
+    toolCallId: str | None
     toolName: str | None
 
 

@@ -101,6 +101,11 @@ PUBLISHED_TASKS: dict[str, PublishedTask] = {
                     "steps", "integer", default=1, description="Progress reports spread over the wait."
                 ),
                 ContextVar("fail", "boolean", default=False, description="End the run failed."),
+                ContextVar(
+                    "usage",
+                    "object",
+                    description="Usage to report as spent: `{input_tokens, output_tokens, cost}`.",
+                ),
             ),
         ),
     )

@@ -102,6 +102,20 @@ class JobContext:
     def usage(self, **tokens: Any) -> None:
         self._write(RecordUsage(self.attempt, **tokens))
 
+    def start_step(
+        self, step_key: str, sequence: int, tool_name: str, input: dict[str, Any], tool_call_id: str
+    ) -> None:
+        """Record that a step began, numbered by the job itself (a workflow numbers steps by their place
+        in its document, whichever attempt runs them)."""
+        self.checkpoint()
+        self._write(StartStep(self.attempt, step_key, sequence, tool_name, input, tool_call_id))
+
+    def finish_step(
+        self, step_key: str, sequence: int, output: dict[str, Any], error: str | None, duration_ms: int
+    ) -> None:
+        status = "failed" if error is not None else "succeeded"
+        self._write(FinishStep(self.attempt, step_key, sequence, status, output, error, duration_ms))
+
     @contextmanager
     def step(
         self, step_key: str, tool_name: str | None = None, input: dict[str, Any] | None = None

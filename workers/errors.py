@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from schemas.runs import ErrorCode
 
 
@@ -16,6 +18,16 @@ class JobError(Exception):
 
 class RetryableJobError(JobError):
     """A transient failure: another attempt is scheduled while attempts remain."""
+
+
+class JobParked(Exception):
+    """The job waits for child runs (a workflow's join): the attempt ends, freeing its worker, and the run's
+    next attempt is dispatched when the last of `awaiting` ends. It resumes from its latest checkpoint."""
+
+    def __init__(self, step_key: str, awaiting: tuple[UUID, ...]) -> None:
+        super().__init__(f"waiting for {len(awaiting)} child runs of step {step_key!r}")
+        self.step_key = step_key
+        self.awaiting = awaiting
 
 
 class JobCanceled(Exception):

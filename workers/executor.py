@@ -13,7 +13,15 @@ from uuid import UUID
 
 import structlog
 
-from orchestrator.domain.commands import Command, ConfirmCancel, Fail, FailAttempt, LoseAttempt, Succeed
+from orchestrator.domain.commands import (
+    Command,
+    ConfirmCancel,
+    Fail,
+    FailAttempt,
+    LoseAttempt,
+    ParkAttempt,
+    Succeed,
+)
 from orchestrator.domain.errors import DomainError
 from orchestrator.domain.state import SHUTDOWN_REASON
 from orchestrator.services import RunService
@@ -21,7 +29,7 @@ from schemas.jobs import JOB_KINDS
 from schemas.runs import ErrorCode
 from workers import shutdown
 from workers.context import JobContext
-from workers.errors import AttemptSuperseded, JobCanceled, JobError, RetryableJobError
+from workers.errors import AttemptSuperseded, JobCanceled, JobError, JobParked, RetryableJobError
 from workers.jobs import handler_for
 from workers.resilience import TRANSIENT, retried
 
@@ -121,6 +129,8 @@ def _run_job(
         result = handler(ctx, JOB_KINDS[kind].params_model.model_validate(params))
     except JobCanceled:
         return ConfirmCancel(attempt), "canceled"
+    except JobParked as parked:
+        return ParkAttempt(attempt, parked.step_key, parked.awaiting), "parked"
     except AttemptSuperseded:
         return None, "superseded"
     except TRANSIENT:

@@ -20,6 +20,7 @@ from orchestrator.api import (
     sse,
     stream,
     ui,
+    workflows,
 )
 from orchestrator.api.guards import RequestGuard
 from orchestrator.api.ratelimit import RateLimiter
@@ -67,6 +68,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(data_products.router)
     app.include_router(records.router)
     app.include_router(corpus_jobs.router)
+    app.include_router(workflows.router)
     app.add_middleware(
         RequestGuard,
         max_bytes=settings.max_body_bytes,

@@ -49,6 +49,7 @@ class StartStep:
     sequence: int
     tool_name: str | None = None
     input: dict[str, Any] = field(default_factory=dict)
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,24 @@ class LoseAttempt:
 
 
 @dataclass(frozen=True)
+class ParkAttempt:
+    """End the attempt to wait for child runs. `unfinished` is how many of `awaiting` had not ended when the
+    parent's stream lock was taken: the write path counts them, so the decision itself stays pure."""
+
+    attempt: int
+    step_key: str
+    awaiting: tuple[UUID, ...]
+    unfinished: int = -1  # not counted yet; the write path fills it in
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Every child the parked run awaited on `step_key` has ended: dispatch its next attempt."""
+
+    step_key: str
+
+
+@dataclass(frozen=True)
 class Cancel:
     reason: str | None = None
 
@@ -143,6 +162,8 @@ Command = (
     | Fail
     | FailAttempt
     | LoseAttempt
+    | ParkAttempt
+    | Resume
     | Cancel
     | ForceCancel
     | ConfirmCancel

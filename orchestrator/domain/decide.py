@@ -14,9 +14,11 @@ from orchestrator.domain.commands import (
     FinishStep,
     ForceCancel,
     LoseAttempt,
+    ParkAttempt,
     RecordCheckpoint,
     RecordUsage,
     ReportProgress,
+    Resume,
     StartAttempt,
     StartStep,
     Succeed,
@@ -34,6 +36,8 @@ from schemas.events import (
     RunCanceled,
     RunCreated,
     RunFailed,
+    RunParked,
+    RunResumed,
     RunStarted,
     RunSucceeded,
     StepFinished,
@@ -52,6 +56,7 @@ AttemptCommand = (
     | Fail
     | FailAttempt
     | LoseAttempt
+    | ParkAttempt
     | ConfirmCancel
 )
 
@@ -70,6 +75,8 @@ def decide(state: RunState, command: Command) -> list[Event]:
         return _cancel(state, command)
     if isinstance(command, StartAttempt):
         return _start(state, command)
+    if isinstance(command, Resume):
+        return _resume(state, command)
     if isinstance(command, ForceCancel):
         if not state.cancel_requested:
             raise IllegalTransition("no cancel was requested")
@@ -87,6 +94,8 @@ def _create(state: RunState, command: CreateRun) -> list[Event]:
 def _start(state: RunState, command: StartAttempt) -> list[Event]:
     # Only the next attempt may start, and only when none is active: a duplicate or late
     # delivery of an older message loses here, which is what makes delivery idempotent.
+    if state.parked_on is not None:
+        raise StaleAttempt(f"the run waits for the children of step {state.parked_on!r}")
     if state.attempt_active or command.attempt != state.attempt + 1:
         raise StaleAttempt(f"attempt {command.attempt} cannot start; current attempt is {state.attempt}")
     if command.attempt > state.max_attempts:
@@ -129,6 +138,8 @@ def _attempt_events(state: RunState, command: AttemptCommand) -> list[Event]:
             return _fail_attempt(state, command)
         case LoseAttempt():
             return _lose_attempt(state, command)
+        case ParkAttempt():
+            return _park(state, command)
         case ConfirmCancel():
             if not state.cancel_requested:
                 raise IllegalTransition("no cancel was requested")
@@ -175,3 +186,22 @@ def _lose_attempt(state: RunState, command: LoseAttempt) -> list[Event]:
             ),
         ]
     return [AttemptLost(attempt=command.attempt, reason=command.reason, retry_at=command.retry_at)]
+
+
+def _park(state: RunState, command: ParkAttempt) -> list[Event]:
+    if command.unfinished < 0:
+        raise IllegalTransition("the unfinished children were not counted")  # pragma: no cover
+    if state.cancel_requested:
+        return [RunCanceled(attempt=command.attempt, reason="cancel requested")]
+    parked = RunParked(attempt=command.attempt, step_key=command.step_key, awaiting=list(command.awaiting))
+    if command.unfinished == 0:
+        # The children all ended before the parent's lock was taken: none of them will resume it, so it
+        # resumes itself, and the next attempt finds them finished.
+        return [parked, RunResumed(attempt=command.attempt, step_key=command.step_key)]
+    return [parked]
+
+
+def _resume(state: RunState, command: Resume) -> list[Event]:
+    if state.parked_on != command.step_key:
+        raise IllegalTransition(f"the run is not waiting on step {command.step_key!r}")
+    return [RunResumed(attempt=state.attempt, step_key=command.step_key)]

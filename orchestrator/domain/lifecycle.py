@@ -1,6 +1,14 @@
 """The run lifecycle as data: allowed status transitions, the terminal set, event -> status."""
 
-from schemas.events import RunCanceled, RunCreated, RunFailed, RunStarted, RunSucceeded
+from schemas.events import (
+    RunCanceled,
+    RunCreated,
+    RunFailed,
+    RunParked,
+    RunResumed,
+    RunStarted,
+    RunSucceeded,
+)
 from schemas.runs import RunStatus
 
 TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
@@ -21,6 +29,12 @@ STATUS_AFTER_EVENT: dict[str, RunStatus] = {
     RunFailed.type: RunStatus.FAILED,
     RunCanceled.type: RunStatus.CANCELED,
 }
+
+# A running run between attempts, by what brings its next one. After a failed or lost attempt a retry is
+# scheduled at once (`retry_at`); a parked run (a workflow waiting for its children) gets its next attempt
+# from the event that resumes it, which the last of its awaited children's terminal events produces. Neither
+# changes the status: the run is `running` throughout, but holds no lease and no worker while it waits.
+WAITS_FOR: dict[str, str] = {RunParked.type: RunResumed.type}
 
 
 def can_transition(current: RunStatus, target: RunStatus) -> bool:

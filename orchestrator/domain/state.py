@@ -17,6 +17,8 @@ from schemas.events import (
     RunCanceled,
     RunCreated,
     RunFailed,
+    RunParked,
+    RunResumed,
     RunStarted,
     RunSucceeded,
 )
@@ -45,6 +47,9 @@ class RunState:
     # The latest checkpoint of any attempt: where a retry resumes. None until a job records one.
     checkpoint: dict[str, Any] | None = None
     priority: int = 0  # a retry's dispatch keeps the run's place within its tenant
+    # Parked (waiting for child runs) on this step, and the children it waits for; None when not parked.
+    parked_on: str | None = None
+    awaiting: tuple[UUID, ...] = ()
 
     @property
     def exists(self) -> bool:
@@ -99,6 +104,18 @@ def evolve(state: RunState, event: Event) -> RunState:
             return replace(state, version=version, attempt_active=False, max_attempts=allowance)
         case AttemptFailed():
             return replace(state, version=version, attempt_active=False)
+        case RunParked():
+            # Waiting is not an attempt spent: the next one is granted, as a shutdown's is.
+            return replace(
+                state,
+                version=version,
+                attempt_active=False,
+                max_attempts=state.max_attempts + 1,
+                parked_on=event.step_key,
+                awaiting=tuple(event.awaiting),
+            )
+        case RunResumed():
+            return replace(state, version=version, parked_on=None, awaiting=())
         case CancelRequested():
             return replace(state, version=version, cancel_requested=True)
         case CheckpointRecorded():

@@ -1,7 +1,10 @@
 """Repairs what the broker loses. PostgreSQL holds the truth, so every pass re-derives what is owed:
 
 - a running attempt whose lease expired lost its worker: AttemptLost, then a new attempt or failure;
-- a dispatch that was published but never started within the dispatch timeout is published again.
+- a dispatch that was published but never started within the dispatch timeout is published again;
+- a parked run (a workflow waiting for its children) whose awaited children have all ended is resumed. The
+  children's own terminal writes resume it; this is the safety net. A parked run holds no lease, so it is
+  never taken for a lost attempt.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from orchestrator.domain.commands import ForceCancel, LoseAttempt
 from orchestrator.domain.errors import DomainError
 from orchestrator.processes.broker import QueueDepth
 from orchestrator.services import RunNotFound, RunService
-from orchestrator.store import leases, outbox
+from orchestrator.store import children, leases, outbox
 from orchestrator.store.schema import dispatch_slots, events, run_leases
 from orchestrator.store.schema import outbox as outbox_table
 from schemas.events import TERMINAL_EVENT_TYPES, CancelRequested, RunStarted
@@ -35,6 +38,7 @@ class PassReport:
     redispatched: int
     forced_cancels: int
     pruned: int
+    resumed: int = 0
 
 
 def recover_expired_leases(service: RunService) -> int:
@@ -176,12 +180,24 @@ def force_overdue_cancels(service: RunService) -> int:
     return forced
 
 
+def resume_ready_parked(service: RunService) -> int:
+    with service.engine.connect() as conn:
+        parked = children.parked_runs(conn)
+    resumed = 0
+    for run_id, tenant_id in parked:
+        if service.resume_parked(run_id, tenant_id):
+            resumed += 1
+            log.warning("reconciler.parked_run_resumed", run_id=str(run_id))
+    return resumed
+
+
 def reconcile_once(service: RunService, depth: QueueDepth | None = None) -> PassReport:
     return PassReport(
         recover_expired_leases(service),
         redispatch_stalled(service, depth),
         force_overdue_cancels(service),
         prune_outbox(service.engine) + prune_slots(service.engine),
+        resume_ready_parked(service),
     )
 
 
@@ -190,7 +206,8 @@ def run_reconciler(service: RunService, stop: threading.Event, depth: QueueDepth
     while not stop.is_set():
         try:
             report = reconcile_once(service, depth)
-            if report.lost_attempts or report.redispatched or report.forced_cancels:  # pruning is routine
+            # Pruning is routine: a pass that only pruned is not worth a line.
+            if report.lost_attempts or report.redispatched or report.forced_cancels or report.resumed:
                 log.info("reconciler.pass", **report.__dict__)
         except Exception as exc:  # the next pass retries; one bad pass must not kill the role
             log.error("reconciler.pass_failed", error_type=type(exc).__name__)

@@ -168,6 +168,11 @@ def _attempt_lost(run: RunRecord, event: ev.AttemptLost, at: datetime) -> RunRec
     return _replace(run, retry_at=event.retry_at, max_attempts=run.max_attempts + attempts_granted(event))
 
 
+def _parked(run: RunRecord, event: ev.RunParked, at: datetime) -> RunRecord:
+    # As the write side does (domain.state.evolve): waiting for children does not use up an attempt.
+    return _replace(run, max_attempts=run.max_attempts + 1)
+
+
 def _cancel_requested(run: RunRecord, event: ev.CancelRequested, at: datetime) -> RunRecord:
     return _replace(run, cancel_requested=True)
 
@@ -207,6 +212,8 @@ HANDLERS: dict[type[ev.Event], Callable[[RunRecord, Any, datetime], RunRecord]] 
     ev.CheckpointRecorded: _unchanged,
     ev.AttemptFailed: _attempt_failed,
     ev.AttemptLost: _attempt_lost,
+    ev.RunParked: _parked,
+    ev.RunResumed: _unchanged,
     ev.CancelRequested: _cancel_requested,
     ev.RunSucceeded: _succeeded,
     ev.RunFailed: _failed,

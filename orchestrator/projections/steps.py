@@ -39,6 +39,7 @@ class StepRecord:
     error: str | None = None
     duration_ms: int | None = None
     completed_at: datetime | None = None
+    tool_call_id: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> StepRecord:
@@ -55,7 +56,7 @@ class StepRecord:
 _FIELDS = tuple(f.name for f in dataclasses.fields(StepRecord))
 STEP_EVENT_TYPES = frozenset({StepStarted.type, StepFinished.type})
 # Columns a step takes from its StepStarted event as they are.
-_AS_STARTED = ("attempt", "sequence", "step_key", "tool_name", "input")
+_AS_STARTED = ("attempt", "sequence", "step_key", "tool_name", "input", "tool_call_id")
 TABLE = run_steps
 RECORD = StepRecord
 

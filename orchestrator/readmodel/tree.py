@@ -1,5 +1,5 @@
 """Queries the data-products surface needs beyond `readmodel.runs`: offset pages with totals, whole run
-trees, and a run with the steps of its latest attempt.
+trees, and a run with its current steps.
 
 Like `readmodel.runs`, every query takes the tenant, and a run the projector has not reached yet is
 folded from its stream rather than missing.
@@ -82,30 +82,40 @@ def depth_first(members: list[RunRecord], root_id: UUID) -> list[RunRecord]:
 def run_with_steps(
     conn: Connection, tenant_id: str, run_id: UUID
 ) -> tuple[RunRecord, list[StepRecord]] | None:
-    """The run and the steps of its latest attempt (earlier attempts are history), in the order the job
-    took them. From the read models when both hold the run, else from its stream."""
+    """The run and its current steps (`current_steps`), in the order the job took them. From the read
+    models when both hold the run, else from its stream."""
     row = conn.execute(sa.select(runs).where(runs.c.tenant_id == tenant_id, runs.c.id == run_id)).first()
     if row is not None and _steps_reached(conn, row.last_position):
         run = RunRecord.from_row(row._mapping)
         query = (
             sa.select(run_steps)
-            .where(
-                run_steps.c.tenant_id == tenant_id,
-                run_steps.c.run_id == run_id,
-                run_steps.c.attempt == run.attempt,
-            )
-            .order_by(run_steps.c.sequence)
+            .where(run_steps.c.tenant_id == tenant_id, run_steps.c.run_id == run_id)
+            .order_by(run_steps.c.attempt, run_steps.c.sequence)
         )
-        return run, [StepRecord.from_row(s._mapping) for s in conn.execute(query)]
+        return run, current_steps([StepRecord.from_row(s._mapping) for s in conn.execute(query)], run.attempt)
     return with_steps(read_stream(conn, run_id, tenant_id=tenant_id))
 
 
 def with_steps(stream: Sequence[RecordedEvent]) -> tuple[RunRecord, list[StepRecord]] | None:
-    """A run and its latest attempt's steps from its own stream (a write's answer, or a fallback)."""
+    """A run and its current steps from its own stream (a write's answer, or a fallback)."""
     folded = runs_projection.fold(stream)
     if folded is None:
         return None
-    return folded, [s for s in steps_projection.fold(stream) if s.attempt == folded.attempt]
+    return folded, current_steps(steps_projection.fold(stream), folded.attempt)
+
+
+def current_steps(steps: Sequence[StepRecord], attempt: int) -> list[StepRecord]:
+    """The latest attempt's steps, after the earlier attempts' steps it resumed past. An attempt that starts
+    over redoes its steps from the first, so earlier attempts are history; one that resumes (a workflow after
+    its wait on children, or after a crash) starts at its first unfinished step, and the steps before it,
+    each from the last attempt that ran it, are still what the run did."""
+    latest = sorted((s for s in steps if s.attempt == attempt), key=lambda s: s.sequence)
+    first = latest[0].sequence if latest else None
+    earlier: dict[int, StepRecord] = {}
+    for step in sorted(steps, key=lambda s: (s.attempt, s.sequence)):
+        if step.attempt < attempt and (first is None or step.sequence < first):
+            earlier[step.sequence] = step
+    return [earlier[n] for n in sorted(earlier)] + latest
 
 
 def _steps_reached(conn: Connection, position: int) -> bool:

@@ -7,13 +7,14 @@ Either the child committed first (and is listed), or its submission reads the ca
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from orchestrator.store.schema import events
-from schemas.events import RunCreated
+from schemas.events import TERMINAL_EVENT_TYPES, RunCreated, RunParked, RunResumed
 
 _NAMESPACE = 0x6368696C  # "chil": keeps these keys apart from the other advisory locks' constants
 
@@ -37,3 +38,35 @@ def children_of(conn: Connection, tenant_id: str, parent_id: UUID) -> list[UUID]
         events.c.tenant_id == tenant_id,
     )
     return [row[0] for row in conn.execute(query)]
+
+
+def unfinished(conn: Connection, tenant_id: str, run_ids: Sequence[UUID]) -> int:
+    """How many of `run_ids` have no terminal event yet. A statement of its own, so under READ COMMITTED it
+    sees every terminal event committed before it began: the caller holds the parent's stream lock, which a
+    child's terminal write takes too, so a child ending at this moment either is counted as ended here or
+    finds the parent parked and resumes it (services.RunService.resume_if_ready)."""
+    if not run_ids:
+        return 0
+    ended = sa.select(sa.func.count(sa.distinct(events.c.stream_id))).where(
+        events.c.stream_id.in_(list(run_ids)),
+        events.c.tenant_id == tenant_id,
+        events.c.type.in_(sorted(TERMINAL_EVENT_TYPES)),
+    )
+    return len(set(run_ids)) - int(conn.execute(ended).scalar_one())
+
+
+def parked_runs(conn: Connection, limit: int = 200) -> list[tuple[UUID, str]]:
+    """Runs whose latest wait (RunParked) has not been followed by a resume or an end: (run, tenant). Served
+    by the partial index on RunParked events (migration 0014)."""
+    parked, later = events.alias("parked"), events.alias("later")
+    over = sa.exists().where(
+        later.c.stream_id == parked.c.stream_id,
+        later.c.version > parked.c.version,
+        later.c.type.in_([RunResumed.type, *sorted(TERMINAL_EVENT_TYPES)]),
+    )
+    query = (
+        sa.select(parked.c.stream_id, parked.c.tenant_id)
+        .where(parked.c.type == sa.literal_column(f"'{RunParked.type}'"), ~over)
+        .limit(limit)
+    )
+    return [(row[0], row[1]) for row in conn.execute(query)]

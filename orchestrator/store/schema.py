@@ -30,6 +30,8 @@ events = sa.Table(
         sa.text("(data ->> 'parent_id')"),
         postgresql_where=sa.text("type = 'RunCreated' AND data ->> 'parent_id' IS NOT NULL"),
     ),
+    # Parked runs, for the reconciler's resume safety net (migration 0014).
+    sa.Index("events_parked_idx", "stream_id", "version", postgresql_where=sa.text("type = 'RunParked'")),
 )
 
 outbox = sa.Table(
@@ -233,6 +235,7 @@ run_steps = sa.Table(
     sa.Column("duration_ms", sa.Integer),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("completed_at", sa.DateTime(timezone=True)),
+    sa.Column("tool_call_id", sa.Text),  # migration 0014
 )
 
 # A tenant's datasets (orchestrator.store.features); runs copy a feature's URL and format when created.
@@ -311,4 +314,31 @@ taxonomy_assignments = sa.Table(
     sa.Column("tenant_id", sa.Text, nullable=False),
     sa.Column("node_id", sa.Integer, nullable=False),
     sa.Column("path", JSONB, nullable=False),
+)
+
+# Workflow documents (migration 0014, orchestrator.store.workflows): a document's versions are
+# never rewritten, so a run that captured one reads the same steps forever.
+workflows = sa.Table(
+    "workflows",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("latest_version", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.Index("workflows_tenant_created_idx", "tenant_id", sa.text("created_at DESC"), sa.text("id DESC")),
+)
+
+workflow_versions = sa.Table(
+    "workflow_versions",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("workflow_id", UUID(as_uuid=True), sa.ForeignKey("workflows.id"), nullable=False),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("label", sa.Text),
+    sa.Column("document", JSONB, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.UniqueConstraint("workflow_id", "version", name="workflow_versions_workflow_version_key"),
 )

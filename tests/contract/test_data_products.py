@@ -25,6 +25,7 @@ from orchestrator.store.events import head_position
 from schemas.tasks import PUBLISHED_TASKS
 from tests.conftest import System
 from tests.contract import surfaces
+from tests.services import wait_until
 
 pytestmark = pytest.mark.usefixtures("system")
 
@@ -344,3 +345,58 @@ def test_cancel_returns_the_detail_and_a_retried_cancel_the_same(
     idle_service.execute(done, Succeed(1))
     refused = client.post(f"{RUNS}/{done}/cancel", headers=auth)
     assert refused.status_code == 409 and refused.json()["error_code"] == "illegal_transition"
+
+
+def test_a_workflow_run_fills_the_workflow_fields(
+    app_client: TestClient, engine: Engine, auth: dict[str, str]
+) -> None:
+    """Executed by the session's worker: document, version, snapshot, steps with tool call ids, summed usage
+    and the outcome all come from the run itself."""
+    usage = {"input_tokens": 4, "output_tokens": 1, "cost": "0.01"}
+    fan = {"task": "sleep", "count": 2, "context": {"duration": 0, "usage": usage}}
+    document = {
+        "steps": [
+            {"key": "fan", "tool": "spawn", "input": fan},
+            {"key": "wait", "tool": "join", "input": {"step": "fan"}},
+        ]
+    }
+    made = app_client.post(
+        "/v1/workflows", json={"title": "Contract", "document": document}, headers=auth
+    ).json()
+    version = app_client.post(
+        f"/v1/workflows/{made['id']}/versions", json={"document": document, "label": "v2"}, headers=auth
+    ).json()
+    created = app_client.post(RUNS, json={"workflowDocumentId": made["id"], "context": {}}, headers=auth)
+    assert created.status_code == 200, created.text
+
+    def finished() -> dict[str, Any] | None:
+        run: dict[str, Any] = app_client.get(f"{RUNS}/{created.json()['id']}", headers=auth).json()
+        done = run["status"] == "succeeded" and len([s for s in run["steps"] if s["completedAt"]]) == 2
+        return run if done else None
+
+    detail = wait_until(finished, timeout=30, interval=0.1, message="the workflow run succeeded")
+    unset = {
+        "originRoomId",
+        "originRoomRunId",
+        "originThreadId",
+        "parentRunId",
+        "taskId",
+        "triggerRef",
+        "workspaceId",
+    }
+    assert_shape(detail, "run", nullable=(UNRECORDED - {"toolCallId"}) | unset | {"error"})
+    assert_shape(detail["outcome"], "outcome", nullable={"artifactId"})  # no artifact store yet
+    assert_shape(detail["workflowRuntimeSnapshot"], "runtimeSnapshot", nullable=set())
+    assert_shape(detail["workflowRuntimeSnapshot"]["document"], "snapshotDocument", nullable=set())
+    for step in detail["steps"]:
+        assert_shape(step, "step", nullable=(UNRECORDED - {"toolCallId"}) | {"error"})
+    assert (detail["workflowDocumentVersion"], detail["workflowDocumentVersionId"]) == (
+        2,
+        version["version_id"],
+    )
+    assert detail["workflowDocumentVersionLabel"] == "v2" and detail["workflowDocumentTitle"] == "Contract"
+    assert [(s["sequence"], s["stepKey"], s["toolName"]) for s in detail["steps"]] == [
+        (1, "fan", "spawn"),
+        (2, "wait", "join"),
+    ]
+    assert detail["observability"]["usage"]["inputTokens"] == 8 and detail["outcome"]["rowCount"] == 2

@@ -94,3 +94,16 @@ def test_children_submitted_while_the_parent_is_canceled_are_never_left_behind(
         created = [run for f in futures if (run := f.result()) is not None]
     ended = _terminal(engine, [str(r) for r in created])
     assert ended == {str(r): "RunCanceled" for r in created}, "a child created in the race was left live"
+
+
+def test_a_child_past_the_depth_bound_is_a_422(
+    idle_client: TestClient, auth: dict[str, str], settings: Settings
+) -> None:
+    root = parent = _submit(idle_client, auth).json()["id"]
+    for _ in range(settings.max_run_depth):  # depths 1..max are allowed
+        parent = _submit(idle_client, auth, parent).json()["id"]
+    refused = _submit(idle_client, auth, parent)
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["detail"]
+    assert error["loc"] == ["body", "parent_run_id"] and "ORCH_MAX_RUN_DEPTH" in error["msg"]
+    assert idle_client.post(f"/v1/runs/{root}/cancel", headers=auth).status_code == 200

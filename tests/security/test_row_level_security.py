@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from orchestrator.domain.commands import Command, StartStep, Succeed
 from orchestrator.services import RunService, SubmitRequest
 from orchestrator.settings import Settings
-from orchestrator.store import features, limits, slots, tenancy
+from orchestrator.store import features, limits, slots, tenancy, workflows
 from orchestrator.store.tenancy import APP_ROLE
 from orchestrator.text_records import TextRecords
 from schemas.records import RecordIn
@@ -56,7 +56,8 @@ def two_tenants(engine: Engine, settings: Settings, system: System) -> Iterator[
     """Tenants A and B, each with a row in every tenant table, written the way the system writes them:
     a submit with an idempotency key (events, outbox, idempotency_keys), an attempt started (run_leases)
     that has begun a step and holds a dispatch slot (dispatch_slots), a feature registered (features), limits
-    set (tenant_limits), and the session's projector (runs, run_steps)."""
+    set (tenant_limits), a workflow document (workflows and workflow_versions), and the session's projector
+    (runs, run_steps)."""
     service = RunService(engine, idle_settings(settings))
     tenants = (f"rls-a-{uuid.uuid4().hex[:8]}", f"rls-b-{uuid.uuid4().hex[:8]}")
     started: list[UUID] = []
@@ -73,6 +74,9 @@ def two_tenants(engine: Engine, settings: Settings, system: System) -> Iterator[
                 features.insert(conn, tenant, "rls", "file:///nowhere.jsonl", "jsonl")
                 limits.replace(conn, tenant, 5, {"sleep": 2})  # tenant_limits
                 slots.hold(conn, [(run_id, tenant, "sleep")])  # dispatch_slots, as the relay takes one
+                workflows.create(
+                    conn, tenant, "rls", {"steps": [{"key": "a", "tool": "transform", "input": {}}]}
+                )
             _write_datasets(TextRecords(engine), tenant, run_id)
         settle(engine)
         yield tenants

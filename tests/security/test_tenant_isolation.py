@@ -59,6 +59,8 @@ ID_ROUTES: dict[tuple[str, str], Call] = {
 }
 # Routes whose ids are a feature's or a dataset run's result: test_dataset_routes_answer_foreign_ids_...
 DATASET_ROUTES = {("POST", "/v1/features/{feature_id}/runs"), ("GET", "/v1/task-runs/{run_id}/result")}
+# Routes whose id is a workflow document's: test_workflow_routes_answer_foreign_ids_like_missing_ones.
+WORKFLOW_ROUTES = {("GET", "/v1/workflows/{workflow_id}"), ("POST", "/v1/workflows/{workflow_id}/versions")}
 # Streams of a live run stay open, and TestClient returns only once a response has ended.
 STREAMS = {("GET", "/v1/runs/{run_id}/stream"), ("GET", "/api/v1/data-products/runs/{run_id}/events")}
 # Operations that name a tenant directly; called with the victim's tenant id instead of a run id.
@@ -110,7 +112,13 @@ def _stream_ids(body: str) -> list[int]:
 
 
 def test_every_id_bearing_route_has_an_entry(app_client: TestClient) -> None:
-    missing = _id_bearing_operations(app_client) - set(ID_ROUTES) - set(TENANT_ROUTES) - DATASET_ROUTES
+    missing = (
+        _id_bearing_operations(app_client)
+        - set(ID_ROUTES)
+        - set(TENANT_ROUTES)
+        - DATASET_ROUTES
+        - WORKFLOW_ROUTES
+    )
     assert not missing, f"add these routes to the BOLA table: {sorted(missing)}"
     # Also: taxonomy POST names the tenant in its body.
     assert ("POST", "/v1/taxonomy/runs") in TENANT_ROUTES
@@ -180,6 +188,34 @@ def test_dataset_routes_answer_foreign_ids_like_missing_ones(deployment: Deploym
         assert foreign.content == missing.content, real
     assert client.get(f"/v1/task-runs/{run_id}/result", headers=owner).text == '{"a": 1}\n'
     assert client.get("/v1/features", headers=other).json()["total"] == 0
+
+
+def test_workflow_routes_answer_foreign_ids_like_missing_ones(deployment: Deployment) -> None:
+    """A victim's workflow document: another tenant's key cannot read it, add a version to it or start a run
+    of it, and gets exactly the answers a random id gets."""
+    client = deployment.client
+    victim, attacker = f"victim-{uuid.uuid4().hex[:8]}", f"attacker-{uuid.uuid4().hex[:8]}"
+    document = {"steps": [{"key": "a", "tool": "transform", "input": {"value": 1}}]}
+    owner = {"Authorization": f"Bearer {deployment.key(victim)}"}
+    other = {"Authorization": f"Bearer {deployment.key(attacker)}"}
+    made = client.post("/v1/workflows", json={"title": "secret", "document": document}, headers=owner).json()
+    for path, body in (("/v1/workflows/{}", None), ("/v1/workflows/{}/versions", {"document": document})):
+        method = "GET" if body is None else "POST"
+        foreign = client.request(method, path.format(made["id"]), json=body, headers=other)
+        missing = client.request(method, path.format(uuid.uuid4()), json=body, headers=other)
+        assert foreign.status_code == missing.status_code == 404, (path, foreign.text)
+        assert foreign.content == missing.content, path
+    run = {"workflowDocumentId": made["id"], "context": {}}
+    foreign_run = client.post("/api/v1/data-products/runs", json=run, headers=other)
+    missing_run = client.post(
+        "/api/v1/data-products/runs", json={**run, "workflowDocumentId": str(uuid.uuid4())}, headers=other
+    )
+    assert (
+        foreign_run.status_code == missing_run.status_code == 422
+        and foreign_run.content == missing_run.content
+    )
+    assert client.get("/v1/workflows", headers=other).json()["total"] == 0
+    assert client.get(f"/v1/workflows/{made['id']}", headers=owner).json()["latest_version"] == 1
 
 
 def test_a_last_event_id_of_another_tenant_resumes_nothing(deployment: Deployment) -> None:

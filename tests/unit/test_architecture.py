@@ -51,6 +51,17 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "orchestrator.metrics.process": ("orchestrator.", "workers"),
     # Dataset work without I/O: chunking, parsing, the tasks. Pure like the domain.
     "orchestrator.datasets": ("orchestrator.", "workers", "*third-party*"),
+    # Workflow runs without I/O: references, transforms, how children ended, which tasks a step may run.
+    "orchestrator.workflows": (
+        "orchestrator.api",
+        "orchestrator.store",
+        "orchestrator.services",
+        "orchestrator.readmodel",
+        "orchestrator.projections",
+        "orchestrator.storage",
+        "workers",
+        "*third-party*",
+    ),
     # Object storage: fsspec and the settings, below everything that uses it.
     "orchestrator.storage": (
         "orchestrator.api",

@@ -22,6 +22,7 @@ MODULES: dict[str, str] = {
     "taxonomy_build": "workers.jobs.taxonomy_build",
     "corpus_rebuild_vector_index": "workers.jobs.corpus_rebuild_vector_index",
     "corpus_replace_filter_attrs": "workers.jobs.corpus_replace_filter_attrs",
+    "workflow": "workers.jobs.workflow",
 }
 
 

@@ -36,6 +36,8 @@ def run(ctx: JobContext, params: SleepParams) -> dict[str, Any]:
                 os.kill(os.getpid(), signal.SIGKILL)
     else:
         ctx.checkpoint()
+    if params.usage is not None:
+        ctx.usage(**params.usage.model_dump())
     if params.fail:
         raise JobError(params.fail_code, "failure requested by the run's parameters")
     return {"slept_seconds": params.duration}

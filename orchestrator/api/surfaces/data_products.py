@@ -22,6 +22,8 @@ from orchestrator.api.dataset_runs import dataset_submission
 from orchestrator.api.deps import EngineDep, PrincipalDep, ServiceDep
 from orchestrator.api.errors import RESPONSES, responses
 from orchestrator.api.stream import STREAM_RESPONSES, run_event_response
+from orchestrator.api.workflow_runs import KIND as WORKFLOW_KIND
+from orchestrator.api.workflow_runs import workflow_submission
 from orchestrator.datasets.published import ALL_TASKS
 from orchestrator.datasets.published import KIND as DATASET_KIND
 from orchestrator.projections.runs import RunRecord
@@ -119,6 +121,7 @@ _STEP_COLUMNS = {
     "durationMs": "duration_ms",
     "startedAt": "started_at",
     "completedAt": "completed_at",
+    "toolCallId": "tool_call_id",
 }
 
 
@@ -216,8 +219,11 @@ def create_run(
     engine: EngineDep,
     idempotency_key: Annotated[str | None, Header(max_length=255, pattern=NO_NUL)] = None,
 ) -> RunDetail:
-    """Run a published task with `context`; missing variables are refused, defaults are filled in. With an
+    """Run a published task with `context`; missing variables are refused, defaults are filled in. Without
+    `taskName`, `workflowDocumentId` runs that workflow document's latest version with `context`. With an
     `Idempotency-Key`, a retry returns the run the first call created."""
+    if body.taskName is None and body.workflowDocumentId is not None:
+        return _create_workflow_run(body, principal, service, engine, idempotency_key)
     task = ALL_TASKS.get(body.taskName or "")
     if task is None:
         known = ", ".join(sorted(ALL_TASKS))
@@ -258,6 +264,31 @@ def create_run(
         # The job kind judged the values (ranges, say): report them where this surface's caller put them.
         raise InvalidRequest([_as_context_error(e) for e in exc.errors]) from None
     return _after_write(outcome)
+
+
+def _create_workflow_run(
+    body: CreateRunRequest,
+    principal: PrincipalDep,
+    service: ServiceDep,
+    engine: EngineDep,
+    idempotency_key: str | None,
+) -> RunDetail:
+    assert body.workflowDocumentId is not None
+    with engine.connect() as conn:
+        params, attributes = workflow_submission(
+            conn, principal.tenant_id, body.workflowDocumentId, body.context
+        )
+    attributes["triggered_by"] = body.triggeredBy
+    attributes["workspace_id"] = str(body.workspaceId) if body.workspaceId else None
+    request = SubmitRequest(
+        tenant_id=principal.tenant_id,
+        kind=WORKFLOW_KIND,
+        params=params,
+        attributes=attributes,
+        idempotency_key=idempotency_key,
+        actor=principal.actor,
+    )
+    return _after_write(service.submit(request))
 
 
 def _as_context_error(error: dict[str, Any]) -> dict[str, Any]:
