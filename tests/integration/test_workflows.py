@@ -90,6 +90,22 @@ def test_fifty_children_joined_with_two_worker_slots(
     assert types.count("RunStarted") == types.count("RunParked") + 1
 
 
+def test_a_parked_parent_gives_its_tenant_slot_to_its_children(
+    app_client: TestClient, auth: dict[str, str], engine: Engine
+) -> None:
+    # Under a running limit of one, a parent that kept its dispatch slot while it waits would leave none
+    # for the children it waits for: parking frees the slot as it frees the worker.
+    assert app_client.put("/v1/limits", json={"max_running": 1}, headers=auth).status_code == 200
+    steps = [
+        {"key": "fan", "tool": "spawn", "input": {"task": "sleep", "count": 3, "context": {"duration": 0}}},
+        {"key": "wait", "tool": "join", "input": {"step": "fan"}},
+    ]
+    run_id = start(app_client, auth, steps)
+    run = detail_when_ended(app_client, auth, engine, run_id, timeout=60)
+    assert run["status"] == "succeeded", (run["error"], run["steps"])
+    assert run["steps"][1]["output"]["statuses"] == {"succeeded": 3}
+
+
 def test_a_failing_step_fails_the_run_unless_it_may(
     app_client: TestClient, auth: dict[str, str], engine: Engine
 ) -> None:
