@@ -35,6 +35,8 @@ class RunCreated(Event):
     labels: dict[str, Any] = Field(default_factory=dict)
     # What a public surface records at creation (taxonomy field, dataset feature, corpus ids, task...).
     attributes: dict[str, Any] = Field(default_factory=dict)
+    # The failed or canceled run this one retries (`POST /v1/runs/{id}:retry`); None for a fresh run.
+    retry_of: UUID | None = None
 
 
 class RunStarted(Event):

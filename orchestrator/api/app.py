@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from orchestrator.api import (
+    bulk,
     corpus_jobs,
     docs,
     errors,
@@ -50,6 +51,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     docs.install(app)
     app.include_router(health.router)
     metrics.install(app)
+    app.include_router(bulk.router)  # before runs: its `:cancel` must not read as a run id
     app.include_router(runs.router)
     app.include_router(features.router)
     app.include_router(results.router)

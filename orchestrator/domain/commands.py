@@ -23,6 +23,7 @@ class CreateRun:
     max_attempts: int = 3
     labels: dict[str, Any] = field(default_factory=dict)
     attributes: dict[str, Any] = field(default_factory=dict)
+    retry_of: UUID | None = None
 
 
 @dataclass(frozen=True)

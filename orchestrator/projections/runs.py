@@ -63,6 +63,7 @@ class RunRecord:
     usage_cost: Decimal = Decimal(0)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    retry_of: UUID | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> RunRecord:
@@ -102,7 +103,17 @@ def _replace(run: RunRecord, **changes: Any) -> RunRecord:
 
 
 # Columns a run takes from its RunCreated event as they are.
-_AS_CREATED = ("kind", "task", "parent_id", "depth", "max_attempts", "params", "labels", "attributes")
+_AS_CREATED = (
+    "kind",
+    "task",
+    "parent_id",
+    "depth",
+    "max_attempts",
+    "params",
+    "labels",
+    "attributes",
+    "retry_of",
+)
 
 
 def created(event: ev.RunCreated, recorded: RecordedEvent) -> RunRecord:
