@@ -10,6 +10,7 @@ from typer.core import TyperGroup
 from orchestrator.cli.common import CliError
 from orchestrator.cli.keys import keys_app
 from orchestrator.cli.records import records_app
+from orchestrator.cli.retention import retention_app
 from orchestrator.cli.roles import roles_app
 from orchestrator.cli.runs import runs_app
 
@@ -36,6 +37,7 @@ app.registered_commands.extend(roles_app.registered_commands)
 app.add_typer(keys_app, name="keys")
 app.add_typer(runs_app, name="runs")
 app.add_typer(records_app, name="records")
+app.add_typer(retention_app, name="retention")
 
 
 def main() -> None:

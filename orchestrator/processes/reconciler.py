@@ -1,12 +1,14 @@
 """Repairs what the broker loses. PostgreSQL holds the truth, so every pass re-derives what is owed:
 
 - a running attempt whose lease expired lost its worker: AttemptLost, then a new attempt or failure;
-- a dispatch that was published but never started within the dispatch timeout is published again.
+- a dispatch that was published but never started within the dispatch timeout is published again;
+- when a retention period is set, finished run trees older than it are deleted (processes.retention).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from uuid import UUID
@@ -17,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from orchestrator.domain.commands import ForceCancel, LoseAttempt
 from orchestrator.domain.errors import DomainError
+from orchestrator.processes import retention
 from orchestrator.processes.broker import QueueDepth
 from orchestrator.services import RunNotFound, RunService
 from orchestrator.store import leases, outbox
@@ -165,9 +168,24 @@ def reconcile_once(service: RunService, depth: QueueDepth | None = None) -> Pass
     )
 
 
+def _retention_due(service: RunService, last: float | None) -> bool:
+    if not retention.configured(service.settings):
+        return False
+    return last is None or time.monotonic() - last >= service.settings.retention_interval_seconds
+
+
 def run_reconciler(service: RunService, stop: threading.Event, depth: QueueDepth | None = None) -> None:
+    """Every reconcile interval a pass; every retention interval (when a period is set) a retention pass."""
     log.info("reconciler.active", every=service.settings.reconcile_interval_seconds)
+    retained_at: float | None = None
     while not stop.is_set():
+        if _retention_due(service, retained_at):
+            retained_at = time.monotonic()
+            try:
+                swept = retention.apply_retention(service.engine, service.settings)
+                log.info("reconciler.retention", trees=swept.trees, runs=swept.runs, events=swept.events)
+            except Exception as exc:  # the next interval tries again
+                log.error("reconciler.retention_failed", error_type=type(exc).__name__)
         try:
             report = reconcile_once(service, depth)
             if report.lost_attempts or report.redispatched or report.forced_cancels:  # pruning is routine
