@@ -20,7 +20,8 @@ from orchestrator.api import (
     stream,
 )
 from orchestrator.api.guards import RequestGuard
-from orchestrator.api.ratelimit import RateLimiter
+from orchestrator.api.ratelimit import RateLimiter, SharedRateLimiter
+from orchestrator.api.shared_limits import SharedRedis, namespace_of
 from orchestrator.api.surfaces import data_products, list_jobs, task_runs, taxonomy, taxonomy_tree
 from orchestrator.api.unhandled import CatchAll
 from orchestrator.services import RunService
@@ -46,7 +47,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     tenancy.install(app.state.engine)
     app.state.service = RunService(app.state.engine, settings)
     app.state.datasets = TextRecords(app.state.engine)
-    app.state.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    # Rate limits and the per-key stream cap are shared by every replica through the broker's Redis.
+    shared = SharedRedis(settings.redis_url, namespace_of(settings)) if settings.redis_url else None
+    app.state.shared_limits = shared
+    rate, burst = settings.rate_limit_per_second, settings.rate_limit_burst
+    app.state.limiter = SharedRateLimiter(rate, burst, shared) if shared else RateLimiter(rate, burst)
     errors.install(app)
     docs.install(app)
     app.include_router(health.router)
