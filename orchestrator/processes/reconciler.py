@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass
 from uuid import UUID
@@ -168,28 +167,22 @@ def reconcile_once(service: RunService, depth: QueueDepth | None = None) -> Pass
     )
 
 
-def _retention_due(service: RunService, last: float | None) -> bool:
-    if not retention.configured(service.settings):
-        return False
-    return last is None or time.monotonic() - last >= service.settings.retention_interval_seconds
-
-
 def run_reconciler(service: RunService, stop: threading.Event, depth: QueueDepth | None = None) -> None:
-    """Every reconcile interval a pass; every retention interval (when a period is set) a retention pass."""
+    """A pass every reconcile interval; with a retention period set, retention sweeps in a thread of its own,
+    so a long first sweep never holds up lease recovery."""
     log.info("reconciler.active", every=service.settings.reconcile_interval_seconds)
-    retained_at: float | None = None
-    while not stop.is_set():
-        if _retention_due(service, retained_at):
-            retained_at = time.monotonic()
+    ended = threading.Event()  # the retention thread ends with this loop, however it ends
+    if retention.configured(service.settings):
+        args = (service.engine, service.settings, ended)
+        threading.Thread(target=retention.run_retention, args=args, name="retention", daemon=True).start()
+    try:
+        while not stop.is_set():
             try:
-                swept = retention.apply_retention(service.engine, service.settings)
-                log.info("reconciler.retention", trees=swept.trees, runs=swept.runs, events=swept.events)
-            except Exception as exc:  # the next interval tries again
-                log.error("reconciler.retention_failed", error_type=type(exc).__name__)
-        try:
-            report = reconcile_once(service, depth)
-            if report.lost_attempts or report.redispatched or report.forced_cancels:  # pruning is routine
-                log.info("reconciler.pass", **report.__dict__)
-        except Exception as exc:  # the next pass retries; one bad pass must not kill the role
-            log.error("reconciler.pass_failed", error_type=type(exc).__name__)
-        stop.wait(service.settings.reconcile_interval_seconds)
+                report = reconcile_once(service, depth)
+                if report.lost_attempts or report.redispatched or report.forced_cancels:  # pruning is routine
+                    log.info("reconciler.pass", **report.__dict__)
+            except Exception as exc:  # the next pass retries; one bad pass must not kill the role
+                log.error("reconciler.pass_failed", error_type=type(exc).__name__)
+            stop.wait(service.settings.reconcile_interval_seconds)
+    finally:
+        ended.set()

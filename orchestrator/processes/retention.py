@@ -15,6 +15,7 @@ log (RunCreated's parent links): a tree the two disagree on is left for a later 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -226,6 +227,18 @@ def apply_retention(
                 break
     total.tenants = sorted(set(total.tenants))
     return total
+
+
+def run_retention(engine: Engine, settings: Settings, stop: threading.Event) -> None:
+    """A pass at once, then one every `retention_interval_seconds`, until stopped. Safe beside another
+    reconciler's: batches take the checkpoint locks, and a tree one deleted is no candidate for the other."""
+    while not stop.is_set():
+        try:
+            swept = apply_retention(engine, settings)
+            log.info("retention.pass", trees=swept.trees, runs=swept.runs, events=swept.events)
+        except Exception as exc:  # the next interval tries again; one bad pass must not end the loop
+            log.error("retention.pass_failed", error_type=type(exc).__name__)
+        stop.wait(settings.retention_interval_seconds)
 
 
 def _counts(report: RetentionReport) -> dict[str, int]:

@@ -5,6 +5,7 @@ projected, or of a tenant without a period stays; and the read models equal a re
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 
 from orchestrator.cli import app as cli
 from orchestrator.domain.commands import FinishStep, StartAttempt, StartStep, Succeed
+from orchestrator.processes.reconciler import run_reconciler
 from orchestrator.processes.retention import apply_retention
 from orchestrator.projections.runner import PROJECTIONS, catch_up, checkpoint, rebuild
 from orchestrator.services import RunService, SubmitRequest
@@ -218,3 +220,20 @@ def test_the_cli_runs_a_pass_and_a_dry_run(own: Own, monkeypatch: pytest.MonkeyP
         assert json.loads(done.stdout)["runs"] == 1 and _streams(own.engine, [run]) == set()
     finally:
         get_settings.cache_clear()
+
+
+def test_the_reconciler_sweeps_on_its_schedule(own: Own) -> None:
+    run = _submit(own, "scheduled")
+    own.service.cancel("scheduled", run)
+    _project(own.engine)
+    swept = own.settings.model_copy(
+        update={"retention_tenant_days": {"scheduled": 0.00001}, "retention_interval_seconds": 0.2}
+    )
+    stop = threading.Event()
+    loop = threading.Thread(target=run_reconciler, args=(RunService(own.engine, swept), stop), daemon=True)
+    loop.start()
+    try:
+        wait_until(lambda: not _streams(own.engine, [run]), timeout=10, message="the scheduled sweep")
+    finally:
+        stop.set()
+        loop.join(10)
