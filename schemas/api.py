@@ -105,7 +105,8 @@ class RunView(BaseModel):
     retry_of: UUID | None = Field(default=None, description="The run this one retries, if it is a retry.")
     retried_by: list[UUID] | None = Field(
         default=None,
-        description="The runs that retry this one, oldest first; only a get by id fills it (null in lists).",
+        description="The runs that retry this one, oldest first, on a get by id of a failed or canceled run; "
+        "null elsewhere (lists, write answers, runs that cannot be retried).",
     )
 
 

@@ -53,7 +53,8 @@ def _read_run(engine: EngineDep, tenant_id: str, run_id: UUID) -> RunView:
         run = get_run(conn, tenant_id, run_id)
         if run is None:
             raise RunNotFound(str(run_id))
-        retried_by = retries_of(conn, tenant_id, run_id) if run.status in RETRYABLE else []
+        # Only a failed or canceled run can have retries; any other answers null, as write routes do.
+        retried_by = retries_of(conn, tenant_id, run_id) if run.status in RETRYABLE else None
     return run_view(run, retried_by)
 
 
