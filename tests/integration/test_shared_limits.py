@@ -104,6 +104,27 @@ def test_the_stream_cap_of_a_key_holds_across_replicas(
     idle.cancel(tenant, run_id)
 
 
+def test_without_redis_each_replica_caps_the_key_on_its_own(
+    settings: Settings, service: RunService, serve: Serve, auth: dict[str, str], tenant: str
+) -> None:
+    dead = _own(settings, sse_per_key_streams=1, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    idle = RunService(service.engine, _own(settings))
+    run_id = idle.submit(SubmitRequest(tenant_id=tenant, kind="sleep", params={"duration": 30})).run_id
+    path = f"/v1/runs/{run_id}/stream"
+    with ExitStack() as stack:
+        one, two = stack.enter_context(serve(dead)), stack.enter_context(serve(dead))
+        http = stack.enter_context(httpx.Client(headers=auth, timeout=10))
+        lines = []
+        for url in (one, two):  # one stream on each: neither can see the other's
+            response = stack.enter_context(http.stream("GET", url + path))
+            assert response.status_code == 200
+            lines.append(response.iter_lines())  # kept: a dropped line iterator closes the response
+            assert next(lines[-1]).startswith("id: ")
+        over = http.get(one + path)
+        assert over.status_code == 429 and over.json()["error_code"] == "too_many_streams"
+    idle.cancel(tenant, run_id)
+
+
 def _opens(http: httpx.Client, url: str) -> bool:
     with http.stream("GET", url) as response:
         return response.status_code == 200
