@@ -49,6 +49,7 @@ from schemas.events import (
     CancelRequested,
     Event,
     RunCanceled,
+    RunCreated,
     RunFailed,
     RunParked,
     RunResumed,
@@ -56,7 +57,9 @@ from schemas.events import (
     RunSucceeded,
 )
 from schemas.jobs import JOB_KINDS
+from schemas.runs import RunStatus
 
+RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.CANCELED})
 _CONFLICT_RETRIES = 12
 _CONFLICT_BACKOFF_SECONDS = 0.002  # doubled per clash, jittered, capped at 0.1 s
 
@@ -107,6 +110,7 @@ class SubmitRequest:
     actor: str = "api"
     priority: int = 0
     not_before: datetime | None = None
+    retry_of: UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,7 @@ def _request_hash(request: SubmitRequest) -> str:
         "parent": str(request.parent_id),
         "attributes": request.attributes,
         "labels": request.labels,
+        "retry_of": str(request.retry_of),
     }
     # Only when set, so the keys of requests made before runs had them still match their retries.
     if request.priority:
@@ -275,6 +280,7 @@ class RunService:
             attributes=request.attributes,
             priority=request.priority,
             not_before=request.not_before,
+            retry_of=request.retry_of,
         )
 
     def _parent_state(self, conn: Connection, request: SubmitRequest) -> RunState:
@@ -293,6 +299,35 @@ class RunService:
         if parent.cancel_requested:
             raise IllegalTransition("the parent run is being canceled")
         return parent
+
+    def retry(
+        self, tenant_id: str, run_id: UUID, actor: str = "api", idempotency_key: str | None = None
+    ) -> Outcome:
+        """A failed or canceled run again, as a new top-level run of the same kind, task, params, labels and
+        attributes whose RunCreated names the old one (`retry_of`). The old run's log stays as it is: events
+        are facts. Top-level because the old run's parent has usually finished and would take no child."""
+        with _store_errors(), self.engine.connect() as conn:
+            stream = read_stream(conn, run_id, tenant_id=tenant_id)
+        if not stream:
+            raise RunNotFound(str(run_id))
+        old = fold(r.to_event() for r in stream)
+        if old.status not in RETRYABLE:
+            now = old.status.value if old.status else "unknown"
+            raise IllegalTransition(f"only a failed or canceled run can be retried; this one is {now}")
+        created = stream[0].to_event()
+        assert isinstance(created, RunCreated), "a stream starts with RunCreated"
+        request = SubmitRequest(
+            tenant_id=tenant_id,
+            kind=created.kind,
+            params=created.params,
+            task=created.task,
+            labels=created.labels,
+            attributes=created.attributes,
+            idempotency_key=idempotency_key,
+            actor=actor,
+            retry_of=run_id,
+        )
+        return self.submit(request)
 
     # ---- commands on existing runs ----------------------------------------------------------------
     def cancel(self, tenant_id: str, run_id: UUID, actor: str = "api", reason: str | None = None) -> Outcome:

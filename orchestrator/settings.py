@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -102,6 +102,22 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_tracebacks: bool = Field(default=False, description="Print tracebacks under log lines (local use).")
 
+    # Retention of run history (`orchestrator.processes.retention`), swept by the reconciler role.
+    retention_days: float = Field(
+        default=0, ge=0, description="Finished run trees older than this are deleted; 0 keeps them forever."
+    )
+    retention_tenant_days: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description='Per-tenant overrides of retention_days, as JSON: {"acme": 30, "audit": 0}.',
+    )
+    retention_interval_seconds: float = Field(default=3600.0, gt=0, description="How often retention runs.")
+    retention_batch_runs: int = Field(
+        default=500,
+        ge=1,
+        le=100_000,
+        description="Runs deleted per transaction (whole trees; a bigger one alone).",
+    )
+
     # Server-Sent Events (`orchestrator.api.sse`); the defaults are the production figures.
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0, le=15.0, description="A comment this often.")
     sse_fallback_seconds: float = Field(default=2.0, gt=0, description="Re-read this often without a NOTIFY.")
@@ -138,6 +154,10 @@ class Settings(BaseSettings):
                     "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
                 )
         return self
+
+    def retention_days_for(self, tenant_id: str) -> float:
+        """The tenant's retention period in days (0: keep forever)."""
+        return self.retention_tenant_days.get(tenant_id, self.retention_days)
 
     def queue_name(self, queue_class: str) -> str:
         return f"{self.queue_prefix}.{queue_class}"

@@ -115,6 +115,12 @@ class RunView(BaseModel):
     # Defaults, so a client reading an older server's runs still parses them.
     priority: int = 0
     not_before: datetime | None = None
+    retry_of: UUID | None = Field(default=None, description="The run this one retries, if it is a retry.")
+    retried_by: list[UUID] | None = Field(
+        default=None,
+        description="The runs that retry this one, oldest first, on a get by id of a failed or canceled run; "
+        "null elsewhere (lists, write answers, runs that cannot be retried).",
+    )
 
 
 class RunPage(BaseModel):
@@ -134,6 +140,44 @@ class RunBatchResponse(BaseModel):
 
     data: list[RunView]
     created: list[bool]
+
+
+MAX_BULK_CANCEL = 1000
+BulkCancelOutcome = Literal[
+    "canceled", "cancel_requested", "already_canceled", "already_finished", "not_found", "contended"
+]
+
+
+class BulkCancelRequest(BaseModel):
+    """The filters of `GET /v1/runs`, as a body. Only live runs match (pending or running, cancel not yet
+    asked), so calling again with the same filters makes progress until `more` is false."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: Literal[RunStatus.PENDING, RunStatus.RUNNING] | None = None
+    kind: str | None = Field(default=None, max_length=64, pattern=NO_NUL)
+    parent_id: UUID | None = None
+    root_only: bool = False
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    limit: int = Field(
+        default=MAX_BULK_CANCEL, ge=1, le=MAX_BULK_CANCEL, description="Runs this call cancels."
+    )
+
+
+class BulkCancelItem(BaseModel):
+    run_id: UUID
+    outcome: BulkCancelOutcome = Field(
+        description="canceled: it was pending; cancel_requested: it is running and stops at its next "
+        "checkpoint; already_canceled: a cascade (or a cancel the read model has not shown yet) got there "
+        "first; "
+        "already_finished: it ended meanwhile; not_found: it is gone; contended: it kept changing, ask again"
+    )
+
+
+class BulkCancelResponse(BaseModel):
+    data: list[BulkCancelItem] = Field(description="One outcome per run this call canceled, newest first.")
+    matched: int = Field(description="Live runs that matched the filters when the call started.")
+    more: bool = Field(description="Whether matching runs remain beyond this call's `limit`.")
 
 
 class EventView(BaseModel):

@@ -38,6 +38,8 @@ class RunCreated(Event):
     # Dispatch order within the tenant (higher first) and the earliest dispatch; a rebuild keeps both.
     priority: int = 0
     not_before: datetime | None = None
+    # The failed or canceled run this one retries (`POST /v1/runs/{id}:retry`); None for a fresh run.
+    retry_of: UUID | None = None
 
 
 class RunStarted(Event):

@@ -126,7 +126,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
     for name, value in settings.model_dump().items():
         if value is not None:
-            env[f"ORCH_{name.upper()}"] = str(value)
+            # Dicts and lists as JSON, which is how pydantic-settings reads them back.
+            text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+            env[f"ORCH_{name.upper()}"] = text
     return env
 
 

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from orchestrator.api import (
+    bulk,
     corpus_jobs,
     docs,
     errors,
@@ -23,7 +24,8 @@ from orchestrator.api import (
     workflows,
 )
 from orchestrator.api.guards import RequestGuard
-from orchestrator.api.ratelimit import RateLimiter
+from orchestrator.api.ratelimit import RateLimiter, SharedRateLimiter
+from orchestrator.api.shared_limits import SharedRedis, namespace_of
 from orchestrator.api.surfaces import data_products, list_jobs, task_runs, taxonomy, taxonomy_tree
 from orchestrator.api.unhandled import CatchAll
 from orchestrator.services import RunService
@@ -49,13 +51,18 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     tenancy.install(app.state.engine)
     app.state.service = RunService(app.state.engine, settings)
     app.state.datasets = TextRecords(app.state.engine)
-    app.state.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    # Rate limits and the per-key stream cap are shared by every replica through the broker's Redis.
+    shared = SharedRedis(settings.redis_url, namespace_of(settings)) if settings.redis_url else None
+    app.state.shared_limits = shared
+    rate, burst = settings.rate_limit_per_second, settings.rate_limit_burst
+    app.state.limiter = SharedRateLimiter(rate, burst, shared) if shared else RateLimiter(rate, burst)
     errors.install(app)
     docs.install(app)
     ui.install(app)
     app.include_router(health.router)
     metrics.install(app)
     app.include_router(run_counts.router)
+    app.include_router(bulk.router)  # before runs: its `:cancel` must not read as a run id
     app.include_router(runs.router)
     app.include_router(limits.router)
     app.include_router(features.router)

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import redis
 import sqlalchemy as sa
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from orchestrator.api.deps import EngineDep, SettingsDep
+from orchestrator.api.shared_limits import redis_client
 from schemas.api import CheckStatus, Health, Readiness
 
 router = APIRouter(tags=["health"])
-
-
-def redis_client(url: str) -> redis.Redis[bytes]:
-    """Celery's `redis+socket://path` form is `unix://path` for redis-py."""
-    if url.startswith("redis+socket://"):
-        url = "unix://" + url[len("redis+socket://") :]
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
 
 
 @router.get("/healthz", response_model=Health)

@@ -14,8 +14,15 @@ from orchestrator.api.deps import EngineDep, PrincipalDep, ServiceDep, SettingsD
 from orchestrator.api.errors import RESPONSES, responses
 from orchestrator.api.views import event_view, run_view
 from orchestrator.readmodel.paging import decode_position, encode_position, position_of
-from orchestrator.readmodel.runs import RunFilters, as_written, get_run, list_runs, run_events
-from orchestrator.services import Outcome, RunNotFound, SubmitRequest
+from orchestrator.readmodel.runs import (
+    RunFilters,
+    as_written,
+    get_run,
+    list_runs,
+    retries_of,
+    run_events,
+)
+from orchestrator.services import RETRYABLE, Outcome, RunNotFound, SubmitRequest
 from schemas.api import (
     NO_NUL,
     EventList,
@@ -44,9 +51,11 @@ _CANCEL_RESPONSES = {
 def _read_run(engine: EngineDep, tenant_id: str, run_id: UUID) -> RunView:
     with engine.connect() as conn:
         run = get_run(conn, tenant_id, run_id)
-    if run is None:
-        raise RunNotFound(str(run_id))
-    return run_view(run)
+        if run is None:
+            raise RunNotFound(str(run_id))
+        # Only a failed or canceled run can have retries; any other answers null, as write routes do.
+        retried_by = retries_of(conn, tenant_id, run_id) if run.status in RETRYABLE else None
+    return run_view(run, retried_by)
 
 
 def _after_write(outcome: Outcome) -> RunView:

@@ -9,7 +9,8 @@ event's global position, so a client resumes with `Last-Event-ID` and the log is
 
 One LISTEN connection per API process (`StreamHub`) fans wake-ups out by stream id. Each connection has a
 bounded buffer: a client that stops reading is cut off once the buffer is full, rather than holding events
-in memory without limit. Streams are capped per API key (429) and per process (503).
+in memory without limit. Streams are capped per API key across every replica (429, counted in Redis:
+orchestrator.api.shared_limits) and per process (503).
 
 This module is the streaming core; `orchestrator.api.stream` turns it into HTTP responses for any surface.
 """
@@ -17,6 +18,7 @@ This module is the streaming core; `orchestrator.api.stream` turns it into HTTP 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
@@ -30,6 +32,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 from sse_starlette import ServerSentEvent
 
+from orchestrator.api.shared_limits import LEASE_SECONDS, AtCap, SharedStreamSlots
 from orchestrator.settings import Settings
 from orchestrator.store.engine import libpq_url
 from orchestrator.store.events import EVENTS_CHANNEL, RecordedEvent, read_stream_after
@@ -49,37 +52,72 @@ class StreamLimitReached(Exception):
 
 
 class StreamSlots:
-    """Open-stream counters. Only touched from the event loop's thread, so they need no lock."""
+    """Open-stream counters: per API process for the process cap (503), and per key for the key's cap (429),
+    which `shared` (when given) counts across every replica in Redis. While Redis is unreachable the key's
+    cap falls back to this process's count (see orchestrator.api.shared_limits). Taken from worker threads
+    (the shared count is a Redis round trip), hence the lock."""
 
-    def __init__(self) -> None:
+    def __init__(self, shared: SharedStreamSlots | None = None) -> None:
         self._by_key: Counter[str] = Counter()
         self._total = 0
+        self._shared = shared
+        self._lock = threading.Lock()
 
     @property
     def open(self) -> int:
         """Streams open in this process now (the `orch_sse_streams_active` gauge)."""
         return self._total
 
+    def renew(self) -> None:
+        """Keep this process's shared slots alive while their streams are open."""
+        if self._shared is not None:
+            self._shared.renew()
+
     def acquire(self, key: str, settings: Settings) -> Callable[[], None]:
         """Take a slot or raise; the returned release may be called any number of times."""
-        if self._by_key[key] >= settings.sse_per_key_streams:
-            raise StreamLimitReached(429, "too many open streams for this API key", "too_many_streams")
-        if self._total >= settings.sse_max_streams:
-            raise StreamLimitReached(503, "too many open streams, retry shortly", "service_unavailable")
-        self._by_key[key] += 1
-        self._total += 1
+        with self._lock:
+            if self._total >= settings.sse_max_streams:
+                raise StreamLimitReached(503, "too many open streams, retry shortly", "service_unavailable")
+            self._total += 1  # held while the shared count is asked, so the process cap cannot overshoot
+        try:
+            shared_release = self._take_for_key(key, settings.sse_per_key_streams)
+        except BaseException:
+            with self._lock:
+                self._total -= 1
+            raise
         released = False
 
         def release() -> None:
             nonlocal released
-            if not released:
+            with self._lock:
+                if released:
+                    return
                 released = True
                 self._total -= 1
                 self._by_key[key] -= 1
                 if self._by_key[key] <= 0:
                     del self._by_key[key]
+            if shared_release is not None:
+                shared_release()
 
         return release
+
+    def _take_for_key(self, key: str, cap: int) -> Callable[[], None] | None:
+        """The key's slot: from the shared count, or from this process's while Redis is unreachable."""
+        shared_release = None
+        if self._shared is not None:
+            try:
+                shared_release = self._shared.take(key, cap)
+            except AtCap:
+                raise StreamLimitReached(429, TOO_MANY_FOR_KEY, "too_many_streams") from None
+        with self._lock:
+            if shared_release is None and self._by_key[key] >= cap:
+                raise StreamLimitReached(429, TOO_MANY_FOR_KEY, "too_many_streams")
+            self._by_key[key] += 1
+        return shared_release
+
+
+TOO_MANY_FOR_KEY = "too many open streams for this API key"
 
 
 class StreamHub:
@@ -250,13 +288,26 @@ def to_sse(event: RecordedEvent) -> ServerSentEvent:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Starts the process's listener; streams take their settings (`app.state.settings`, the ones given
-    to `create_app`) and slots from `app.state`."""
+    """Starts the process's listener and the renewal of its shared stream slots; streams take their
+    settings (`app.state.settings`, the ones given to `create_app`) and slots from `app.state`."""
     settings: Settings = app.state.settings
-    app.state.stream_slots = StreamSlots()
+    shared = app.state.shared_limits
+    slots = StreamSlots(SharedStreamSlots(shared) if shared is not None else None)
+    app.state.stream_slots = slots
     app.state.stream_hub = hub = StreamHub(settings.database_url or "", settings.sse_fallback_seconds)
     hub.start()
+    renewing = asyncio.get_running_loop().create_task(_renew_slots(slots))
     try:
         yield
     finally:
+        renewing.cancel()
+        await asyncio.gather(renewing, return_exceptions=True)
         await hub.stop()
+        if shared is not None:
+            shared.close()
+
+
+async def _renew_slots(slots: StreamSlots) -> None:
+    while True:
+        await asyncio.sleep(LEASE_SECONDS / 3)
+        await asyncio.to_thread(slots.renew)

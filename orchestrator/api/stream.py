@@ -68,7 +68,7 @@ async def run_event_response(
     if start is None:
         raise RunNotFound(str(run_id))
     try:
-        release = state.stream_slots.acquire(key, settings)
+        release = await run_in_threadpool(state.stream_slots.acquire, key, settings)
     except sse.StreamLimitReached as exc:
         return JSONResponse(exc.body, status_code=exc.status, headers={"Retry-After": "5"})
 

@@ -11,6 +11,7 @@ from orchestrator.cli.common import CliError
 from orchestrator.cli.keys import keys_app
 from orchestrator.cli.limits import limits_app
 from orchestrator.cli.records import records_app
+from orchestrator.cli.retention import retention_app
 from orchestrator.cli.roles import roles_app
 from orchestrator.cli.runs import runs_app
 
@@ -38,6 +39,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(limits_app, name="limits")
 app.add_typer(runs_app, name="runs")
 app.add_typer(records_app, name="records")
+app.add_typer(retention_app, name="retention")
 
 
 def main() -> None:

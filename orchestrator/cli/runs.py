@@ -6,6 +6,7 @@ recorded in its data folder (`api-url`, `dev-api-key`). Every failure is one lin
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -157,15 +158,63 @@ def runs_get(
 
 @runs_app.command("cancel")
 def runs_cancel(
+    run_id: Annotated[
+        str | None, typer.Argument(help="One run; without it, every live run the filters match.")
+    ] = None,
+    status: Annotated[str | None, typer.Option(help="Bulk: pending|running.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Bulk: runs of this kind.")] = None,
+    all_runs: Annotated[bool, typer.Option("--all", help="Bulk with no filter: every live run.")] = False,
+    url: ApiUrl = None,
+    key: ApiKey = None,
+    data_dir: RunsDataDir = DEFAULT_DATA_DIR,
+    as_json: AsJson = False,
+) -> None:
+    """Cancel a run (pending: at once; running: at its next checkpoint), or with --status/--kind/--all every
+    live run that matches, 1,000 a request until none is left, printing each run's outcome."""
+    filters = {k: v for k, v in {"status": status, "kind": kind}.items() if v}
+    with _api(url, key, data_dir) as api:
+        if run_id is not None:
+            if filters or all_runs:
+                raise CliError("give a run id or bulk filters (--status, --kind, --all), not both")
+            _show(api.call("POST", f"/v1/runs/{run_id}/cancel", what=f"run {run_id}"), as_json)
+            return
+        if not filters and not all_runs:
+            raise CliError("name a run id, or filters (--status, --kind), or --all to cancel every live run")
+        outcomes = _cancel_all(api, filters)
+    if as_json:
+        print_json({"data": outcomes})
+        return
+    print_table(("id", "outcome"), [[o["run_id"], o["outcome"]] for o in outcomes])
+    say(
+        f"{len(outcomes)} runs: "
+        + ", ".join(f"{n} {o}" for o, n in sorted(Counter(x["outcome"] for x in outcomes).items()))
+    )
+
+
+# Outcomes after which the run no longer matches a bulk cancel: a call made of none of them makes no progress.
+_SETTLED = frozenset({"canceled", "cancel_requested", "already_canceled", "already_finished"})
+
+
+def _cancel_all(api: Api, filters: dict[str, str]) -> list[dict[str, Any]]:
+    outcomes: list[dict[str, Any]] = []
+    while True:
+        answer = api.call("POST", "/v1/runs:cancel", json=filters)
+        outcomes += answer["data"]
+        if not answer["more"] or not any(o["outcome"] in _SETTLED for o in answer["data"]):
+            return outcomes
+
+
+@runs_app.command("retry")
+def runs_retry(
     run_id: str,
     url: ApiUrl = None,
     key: ApiKey = None,
     data_dir: RunsDataDir = DEFAULT_DATA_DIR,
     as_json: AsJson = False,
 ) -> None:
-    """Cancel a run (pending: at once; running: at its next checkpoint)."""
+    """Run a failed or canceled run again, as a new run linked to it (its `retry_of`); prints the new run."""
     with _api(url, key, data_dir) as api:
-        run = api.call("POST", f"/v1/runs/{run_id}/cancel", what=f"run {run_id}")
+        run = api.call("POST", f"/v1/runs/{run_id}:retry", what=f"run {run_id}")
     _show(run, as_json)
 
 

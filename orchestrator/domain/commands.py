@@ -25,6 +25,7 @@ class CreateRun:
     attributes: dict[str, Any] = field(default_factory=dict)
     priority: int = 0
     not_before: datetime | None = None
+    retry_of: UUID | None = None
 
 
 @dataclass(frozen=True)

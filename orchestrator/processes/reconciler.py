@@ -4,7 +4,8 @@
 - a dispatch that was published but never started within the dispatch timeout is published again;
 - a parked run (a workflow waiting for its children) whose awaited children have all ended is resumed. The
   children's own terminal writes resume it; this is the safety net. A parked run holds no lease, so it is
-  never taken for a lost attempt.
+  never taken for a lost attempt;
+- when a retention period is set, finished run trees older than it are deleted (processes.retention).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from orchestrator.domain.commands import ForceCancel, LoseAttempt
 from orchestrator.domain.errors import DomainError
+from orchestrator.processes import retention
 from orchestrator.processes.broker import QueueDepth
 from orchestrator.services import RunNotFound, RunService
 from orchestrator.store import children, leases, outbox
@@ -202,13 +204,22 @@ def reconcile_once(service: RunService, depth: QueueDepth | None = None) -> Pass
 
 
 def run_reconciler(service: RunService, stop: threading.Event, depth: QueueDepth | None = None) -> None:
+    """A pass every reconcile interval; with a retention period set, retention sweeps in a thread of its own,
+    so a long first sweep never holds up lease recovery."""
     log.info("reconciler.active", every=service.settings.reconcile_interval_seconds)
-    while not stop.is_set():
-        try:
-            report = reconcile_once(service, depth)
-            # Pruning is routine: a pass that only pruned is not worth a line.
-            if report.lost_attempts or report.redispatched or report.forced_cancels or report.resumed:
-                log.info("reconciler.pass", **report.__dict__)
-        except Exception as exc:  # the next pass retries; one bad pass must not kill the role
-            log.error("reconciler.pass_failed", error_type=type(exc).__name__)
-        stop.wait(service.settings.reconcile_interval_seconds)
+    ended = threading.Event()  # the retention thread ends with this loop, however it ends
+    if retention.configured(service.settings):
+        args = (service.engine, service.settings, ended)
+        threading.Thread(target=retention.run_retention, args=args, name="retention", daemon=True).start()
+    try:
+        while not stop.is_set():
+            try:
+                report = reconcile_once(service, depth)
+                # Pruning is routine: a pass that only pruned is not worth a line.
+                if report.lost_attempts or report.redispatched or report.forced_cancels or report.resumed:
+                    log.info("reconciler.pass", **report.__dict__)
+            except Exception as exc:  # the next pass retries; one bad pass must not kill the role
+                log.error("reconciler.pass_failed", error_type=type(exc).__name__)
+            stop.wait(service.settings.reconcile_interval_seconds)
+    finally:
+        ended.set()

@@ -5,7 +5,7 @@ difference between the rows it touched before and after, so the counts always eq
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -34,7 +34,18 @@ def deltas(before: Mapping[UUID, RunRecord], after: Mapping[UUID, RunRecord]) ->
 
 
 def apply(conn: Connection, before: Mapping[UUID, RunRecord], after: Mapping[UUID, RunRecord]) -> None:
-    change = deltas(before, after)
+    _write(conn, deltas(before, after))
+
+
+def remove(conn: Connection, gone: Iterable[RunRecord]) -> None:
+    """Uncount deleted runs (retention), so the counts equal what a rebuild of the remaining log gives."""
+    change: Counter[CountKey] = Counter()
+    for run in gone:
+        change[_key(run)] -= 1
+    _write(conn, change)
+
+
+def _write(conn: Connection, change: Counter[CountKey]) -> None:
     if not change:
         return
     rows = [

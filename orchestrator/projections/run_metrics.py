@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from uuid import UUID
 
 from sqlalchemy.dialects.postgresql import insert
@@ -56,6 +56,18 @@ class Deltas:
             self._add(run, 1)
             if old is not None:
                 self._add(old, -1)
+        self._drop_zeros()
+
+    @classmethod
+    def of_removed(cls, gone: Iterable[RunRecord]) -> Deltas:
+        """What deleting these runs' rows changes (retention): each one's contribution, taken back."""
+        change = cls({}, {})
+        for run in gone:
+            change._add(run, -1)
+        change._drop_zeros()
+        return change
+
+    def _drop_zeros(self) -> None:
         self.started = Counter({k: n for k, n in self.started.items() if n})
         unchanged = [k for k, n in self.counts.items() if n == 0 and self.totals.get(k, 0.0) == 0.0]
         for key in unchanged:
@@ -72,7 +84,15 @@ class Deltas:
 
 
 def apply(conn: Connection, before: Mapping[UUID, RunRecord], after: Mapping[UUID, RunRecord]) -> None:
-    change = Deltas(before, after)
+    write(conn, Deltas(before, after))
+
+
+def remove(conn: Connection, gone: Iterable[RunRecord]) -> None:
+    """Take deleted runs out of the tables, so they equal what a rebuild of the remaining log gives."""
+    write(conn, Deltas.of_removed(gone))
+
+
+def write(conn: Connection, change: Deltas) -> None:
     if change.started:
         rows = [{"tenant_id": t, "kind": k, "count": n} for (t, k), n in sorted(change.started.items())]
         statement = insert(run_started)

@@ -65,6 +65,7 @@ class RunRecord:
     finished_at: datetime | None = None
     priority: int = 0
     not_before: datetime | None = None
+    retry_of: UUID | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> RunRecord:
@@ -115,6 +116,7 @@ _AS_CREATED = (
     "attributes",
     "priority",
     "not_before",
+    "retry_of",
 )
 
 

@@ -110,3 +110,31 @@ def as_written(stream: Sequence[RecordedEvent]) -> RunRecord:
 
 def run_events(conn: Connection, tenant_id: str, run_id: UUID) -> list[RecordedEvent]:
     return read_stream(conn, run_id, tenant_id=tenant_id)
+
+
+LIVE_STATUSES = ("pending", "running")
+
+
+def cancelable(conn: Connection, tenant_id: str, filters: RunFilters, limit: int) -> tuple[list[UUID], int]:
+    """The newest `limit` live runs matching `filters` that no cancel has reached yet, and how many such
+    runs match in all. Runs already asked to cancel are left out, so repeated bulk cancels make progress."""
+    query = filtered(tenant_id, filters).where(
+        runs.c.status.in_(LIVE_STATUSES), runs.c.cancel_requested.is_(False)
+    )
+    ids = [row.id for row in conn.execute(keyset_page(query.with_only_columns(runs.c.id), limit))]
+    if len(ids) < limit:
+        return ids, len(ids)
+    total = conn.execute(
+        sa.select(sa.func.count()).select_from(query.with_only_columns(runs.c.id).subquery())
+    )
+    return ids, int(total.scalar_one())
+
+
+def retries_of(conn: Connection, tenant_id: str, run_id: UUID) -> list[UUID]:
+    """The runs that retry `run_id`, oldest first (served by the partial index on `retry_of`)."""
+    query = (
+        sa.select(runs.c.id)
+        .where(runs.c.tenant_id == tenant_id, runs.c.retry_of == run_id)
+        .order_by(runs.c.created_at, runs.c.id)
+    )
+    return [row.id for row in conn.execute(query)]

@@ -170,6 +170,8 @@ runs = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("priority", sa.SmallInteger, nullable=False, server_default="0"),
     sa.Column("not_before", sa.DateTime(timezone=True)),
+    # The run this one retries (migration 0015); the retried run lists its retries through it.
+    sa.Column("retry_of", UUID(as_uuid=True)),
     sa.Index("runs_tenant_created_idx", "tenant_id", sa.text("created_at DESC"), sa.text("id DESC")),
     sa.Index(
         "runs_tenant_status_created_idx",
@@ -184,6 +186,14 @@ runs = sa.Table(
     sa.Index("runs_tenant_parent_idx", "tenant_id", "parent_id"),
     sa.Index("runs_root_idx", "root_id"),
     sa.Index("runs_attributes_idx", "attributes", postgresql_using="gin"),
+    sa.Index("runs_retry_of_idx", "retry_of", postgresql_where=sa.text("retry_of IS NOT NULL")),
+    # Retention finds a tenant's oldest finished run trees by their roots (migration 0015).
+    sa.Index(
+        "runs_tenant_finished_roots_idx",
+        "tenant_id",
+        "finished_at",
+        postgresql_where=sa.text("parent_id IS NULL AND finished_at IS NOT NULL"),
+    ),
 )
 
 # Read model: how many runs each (tenant, kind, status, top-level or child) holds, kept by the runs

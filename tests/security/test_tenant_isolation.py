@@ -35,6 +35,7 @@ ID_ROUTES: dict[tuple[str, str], Call] = {
     ("GET", "/v1/runs/{run_id}"): lambda i: ("GET", f"/v1/runs/{i}", None),
     ("GET", "/v1/runs/{run_id}/events"): lambda i: ("GET", f"/v1/runs/{i}/events", None),
     ("POST", "/v1/runs/{run_id}/cancel"): lambda i: ("POST", f"/v1/runs/{i}/cancel", None),
+    ("POST", "/v1/runs/{run_id}:retry"): lambda i: ("POST", f"/v1/runs/{i}:retry", None),
     ("GET", "/v1/runs/{run_id}/stream"): lambda i: ("GET", f"/v1/runs/{i}/stream", None),
     ("GET", "/api/v1/data-products/runs/{run_id}"): lambda i: (
         "GET",
