@@ -72,9 +72,17 @@ class Runs:
         return self._seen(self.service.submit(request)).run_id
 
     def submit_many(self, tenant: str, kind: str, attributes: list[dict[str, Any]]) -> list[UUID]:
-        """Submit concurrently (appends serialise on the store's lock; the rest overlaps)."""
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            return list(pool.map(lambda a: self.submit(tenant, kind, a), attributes))
+        """Submit through the batch path, 500 runs a transaction: a thousand one by one took seconds."""
+        made: list[UUID] = []
+        for start in range(0, len(attributes), 500):
+            requests = [
+                SubmitRequest(
+                    tenant_id=tenant, kind=kind, params=placeholder_params(kind), attributes=a, actor="test"
+                )
+                for a in attributes[start : start + 500]
+            ]
+            made += [self._seen(outcome).run_id for outcome in self.service.submit_batch(requests)]
+        return made
 
     def cancel_all(self, run_ids: list[UUID]) -> None:
         """Cancel runs a test leaves pending. The session's reconciler re-publishes, 200 a pass, every
