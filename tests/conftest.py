@@ -76,6 +76,37 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: RUN_ORDER.index(tiers[item.nodeid]))
 
 
+# "i/n" (set by tests/tiers.py): run only every n-th of the selected tests, starting at the i-th, so one
+# tier can run as n pytest processes side by side. Each fault test works on a database and a redis-server
+# of its own, which is what makes that safe for them.
+SHARD = "ORCH_TEST_SHARD"
+
+
+class _Shard:
+    """A plugin of its own, so that its collection hook can run after the marker selection (`-m`)."""
+
+    def __init__(self, index: int, count: int) -> None:
+        self.index, self.count = index, count
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        # Round robin over the selected tests in their run order: each shard gets about half of every file.
+        kept = [item for n, item in enumerate(items) if n % self.count == self.index]
+        dropped = [item for n, item in enumerate(items) if n % self.count != self.index]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import os
+
+    shard = os.environ.get(SHARD)
+    if shard:
+        index, count = (int(part) for part in shard.split("/"))
+        config.pluginmanager.register(_Shard(index, count), "orch-shard")
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     from orchestrator.store.migrate import upgrade

@@ -1,12 +1,13 @@
-"""`make test`: every tier in the time of the slowest, not of all of them added up.
+"""`make test`: every tier in the time of the slowest stream, not of all of them added up.
 
-The unit tier runs first, with services forbidden; it fails in seconds. Then two pytest processes run
-at once: one runs the integration tier (one session database, broker and set of role processes) and
-then e2e (`orchestrator up` on embedded servers), the other the fault tier (each test on a database and
-a redis-server of its own). They share no database, queue or process, and both spend most of their
-time waiting on the processes they drive, which is why two streams fit on two cores; the split puts
-about as much time on each side. The fault stream's output is kept in a file and printed once the
-other stream is done, so the two do not interleave.
+The unit tier runs first, with services forbidden; it fails in seconds. Then three pytest processes run
+at once: one runs the integration tier (one session database, broker and set of role processes) and then
+e2e (`orchestrator up` on embedded servers); the other two run half of the fault tier each (every other
+test, `ORCH_TEST_SHARD`; each fault test works on a database and a redis-server of its own). They share
+no database, queue or process, and all of them spend most of their time waiting on the processes they
+drive, which is why three streams fit on two cores; the fault tier alone took longer than integration
+and e2e together. The fault streams' output is kept in files and printed once the first stream is done,
+so the streams do not interleave.
 
 Every tier must run tests: pytest's exit code 5 (nothing collected) fails the run like a failure does.
 With arguments (`make test ARGS="-k cancel"`) there are no tiers: one pytest run gets them as they are.
@@ -23,12 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.conftest import EXIT_AFTER_SUMMARY
+from tests.conftest import EXIT_AFTER_SUMMARY, SHARD
 from tests.services import NO_SERVICES
 
 # -X faulthandler keeps Python's crash report on past pytest's own session: a process that passes every
 # test and then dies in interpreter shutdown (a native library's teardown, say) shows which thread died.
 PYTEST = [sys.executable, "-X", "faulthandler", "-m", "pytest"]
+FAULT_SHARDS = 2
 COUNTED = ("passed", "failed", "errors", "error", "skipped")
 
 
@@ -68,19 +70,30 @@ def main(argv: list[str]) -> int:
     results.append(("unit", code, output))
     if code == 0:
         with tempfile.TemporaryDirectory(prefix="orch-tiers-") as tmp:
-            log_path = Path(tmp) / "faults.log"
-            with log_path.open("w") as log:
-                background = subprocess.Popen(
-                    [*PYTEST, "-m", "faults"], env=env, stdout=log, stderr=subprocess.STDOUT
-                )
-                print("\n=== faults: running alongside, output follows integration and e2e")
-                code, output = run_streamed("integration and e2e", ["-m", "integration or e2e"], env)
-                results.append(("integration and e2e", code, output))
-                background_code = background.wait()
-            background_output = log_path.read_text(errors="replace")
-        print("\n=== faults: pytest -m faults")
-        sys.stdout.write(background_output)
-        results.append(("faults", background_code, background_output))
+            shards = [f"{index}/{FAULT_SHARDS}" for index in range(FAULT_SHARDS)]
+            logs = [Path(tmp) / f"faults-{index}.log" for index in range(FAULT_SHARDS)]
+            background = []
+            for shard, log_path in zip(shards, logs, strict=True):
+                with log_path.open("w") as log:
+                    background.append(
+                        subprocess.Popen(
+                            [*PYTEST, "-m", "faults"],
+                            env={**env, SHARD: shard},
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                        )
+                    )
+            print(
+                f"\n=== faults: {FAULT_SHARDS} shards running alongside, output follows integration and e2e"
+            )
+            code, output = run_streamed("integration and e2e", ["-m", "integration or e2e"], env)
+            results.append(("integration and e2e", code, output))
+            codes = [process.wait() for process in background]
+            for shard, log_path, shard_code in zip(shards, logs, codes, strict=True):
+                shard_output = log_path.read_text(errors="replace")
+                print(f"\n=== faults, shard {shard}: pytest -m faults")
+                sys.stdout.write(shard_output)
+                results.append((f"faults {shard}", shard_code, shard_output))
 
     total: dict[str, int] = {}
     print(f"\n=== tiers, {time.monotonic() - started:.0f}s in all")
