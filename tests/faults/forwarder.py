@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+# The loop shares the test process's GIL with its HTTP client threads. At CPython's default switch
+# interval (5 ms) each relayed chunk could wait that long for a busy thread to let go, and a run makes
+# dozens of round trips to the database: the multi-host test took half as long again. While forwarders
+# run, threads switch every 0.5 ms instead.
+SWITCH_INTERVAL = 0.0005
 
 
 class _Pipe(asyncio.Protocol):
@@ -89,6 +95,8 @@ class Forwarders:
     """Listeners on (address, any port) -> a target; `drop(address)` cuts every connection made there."""
 
     def __init__(self) -> None:
+        self.switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="tcp-forwarders", daemon=True)
         self.thread.start()
@@ -144,3 +152,4 @@ class Forwarders:
         self.thread.join(timeout=5)
         if not self.thread.is_alive():
             self.loop.close()
+        sys.setswitchinterval(self.switch_interval)
