@@ -81,9 +81,8 @@ def _answers(url: str) -> bool:
 def _submit_round_robin(
     apis: list[str], key: str, payloads: list[dict[str, Any]], first: int = 0
 ) -> list[tuple[int, str]]:
-    """Submission i goes to API (first + i) mod len(apis); returns (api index, run id) per submission,
-    in order.
-    Each pool thread keeps one client per API (making one per request costs more than the request)."""
+    """Submission i goes to API (first + i) mod len(apis); returns (api index, run id) per submission, in
+    order. Each pool thread keeps one client per API (one per request costs more than the request)."""
     threads = 8
     results: list[tuple[int, str] | None] = [None] * len(payloads)
 
