@@ -133,18 +133,21 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 class RoleProcess:
-    """One `orchestrator <role>` process, started with the test settings as environment."""
+    """One `orchestrator <role>` process, started with the test settings as environment. `prefix` is a
+    command the role runs under, such as `ip netns exec NS` to place it on a host of its own; it must
+    exec the role (so the pid is the role's)."""
 
-    def __init__(self, role: str, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, role: str, env: dict[str, str], log_dir: Path, prefix: Sequence[str] = ()) -> None:
         self.role = role
         self.env = env
+        self.prefix = list(prefix)
         self.log_path = log_dir / f"{role}-{uuid.uuid4().hex[:6]}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> RoleProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.cli", self.role],
+            [*self.prefix, sys.executable, "-m", "orchestrator.cli", self.role],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

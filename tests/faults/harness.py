@@ -11,6 +11,7 @@ import subprocess
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,8 +119,8 @@ class FaultSystem:
         self.processes: list[RoleProcess] = []
         self.service = RunService(engine, settings)
 
-    def start(self, role: str, **env: str) -> RoleProcess:
-        process = RoleProcess(role, {**self.env, **env}, self.log_dir).start()
+    def start(self, role: str, prefix: Sequence[str] = (), **env: str) -> RoleProcess:
+        process = RoleProcess(role, {**self.env, **env}, self.log_dir, prefix).start()
         self.processes.append(process)
         return process
 
