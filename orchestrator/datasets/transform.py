@@ -12,6 +12,7 @@ from orchestrator.datasets.tasks.base import BadRecord, DatasetTask, Record
 Parser = Callable[[str, list[str] | None], Record]
 # How much of a bad line the side file keeps: enough to find it, not a second copy of a huge line.
 KEPT_TEXT = 2000
+APPLY_BATCH = 1000  # records handed to a task at once
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,16 @@ def transform(chunk: Chunk, parse: Parser, header: list[str] | None, task: Datas
         except BadRecord as exc:
             bad.append(_bad(line, exc))
     good: list[str] = []
-    outputs = task.apply_many([record for _, record in parsed])
-    for (line, _), output in zip(parsed, outputs, strict=True):
-        if isinstance(output, Exception):
-            bad.append(_bad(line, output))
-        else:
-            good.append(_dumps(output))
+    # A batch's outputs are turned into text before the next batch is applied: what a task adds to a
+    # record (an embedding's floats, say) is held for one batch, not for the whole chunk.
+    for start in range(0, len(parsed), APPLY_BATCH):
+        batch = parsed[start : start + APPLY_BATCH]
+        outputs = task.apply_many([record for _, record in batch])
+        for (line, _), output in zip(batch, outputs, strict=True):
+            if isinstance(output, Exception):
+                bad.append(_bad(line, output))
+            else:
+                good.append(_dumps(output))
     bad.sort()  # the side file in line order, whether parsing or the task found the line bad
     return ChunkOutput(
         good="".join(f"{g}\n" for g in good).encode(),
