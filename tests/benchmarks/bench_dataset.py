@@ -1,6 +1,7 @@
-"""A redaction over one large JSONL feature: lines per second and the worker's peak memory.
+"""A redaction (or an embedding) over one large JSONL feature: lines per second and the worker's peak memory.
 
     .venv/bin/python -m tests.benchmarks.bench_dataset [--n 1000000] [--reps 1] [--chunk-lines 10000]
+                                                       [--task redact|embed]
 
 (--reps defaults to 3, like every benchmark; one rep at 1,000,000 lines is already a long run.)
 
@@ -10,7 +11,9 @@ with `POST /v1/features` and runs `redact` on it through `POST /v1/features/{id}
 from the run's start to its end (and from submit to the end), and the worker's peak resident memory,
 read as each worker process's high-water mark (VmHWM, so no sample can miss a peak). The result is then
 fetched through `GET /v1/task-runs/{id}/result` and checked: every line, no e-mail address left. The
-worker's memory must not grow with the input: the issue's bound is 300 MB at 1,000,000 lines.
+worker's memory must not grow with the input: the issue's bound is 300 MB at 1,000,000 lines. With
+`--task embed` the run embeds each line's `note` instead (the model fitted on the first 10,000 lines),
+and the check is every line, each with its vector.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from tests.benchmarks.common import (
 )
 from tests.benchmarks.system import System, running, servers
 
-CONTENDER = "redact"
+TASKS = ("redact", "embed")
 LINES_PER_BLOCK = 10_000
 EMAIL = re.compile(rb"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+\.[A-Za-z]{2,}")
 RSS_BOUND_MB = 300.0
@@ -72,8 +75,11 @@ def peak_rss_mb(system: System) -> float:
     return peak / 1024
 
 
-def _run(client: httpx.Client, feature_id: str, chunk_lines: int) -> dict[str, Any]:
-    body = {"task": "redact", "context": {"chunkLines": chunk_lines, "maxBadShare": 0.0}}
+def _run(client: httpx.Client, feature_id: str, task: str, chunk_lines: int) -> dict[str, Any]:
+    context: dict[str, Any] = {"chunkLines": chunk_lines, "maxBadShare": 0.0}
+    if task == "embed":
+        context["textField"] = "note"
+    body = {"task": task, "context": context}
     answer = client.post(f"/v1/features/{feature_id}/runs", json=body)
     answer.raise_for_status()
     run_id = str(answer.json()["id"])
@@ -90,8 +96,10 @@ def _run(client: httpx.Client, feature_id: str, chunk_lines: int) -> dict[str, A
     return finished
 
 
-def _check_result(client: httpx.Client, run_id: str, lines: int) -> None:
-    """Stream the result through the API: every line there, no e-mail address left."""
+def _check_result(client: httpx.Client, run_id: str, task: str, lines: int) -> None:
+    """Stream the result through the API: every line there; no e-mail address left by `redact`, a
+    vector on every line from `embed`."""
+    wanted = re.compile(rb"^(?!.*\"embedding\":\[).", re.MULTILINE) if task == "embed" else EMAIL
     count = 0
     tail = b""
     with client.stream("GET", f"/v1/task-runs/{run_id}/result") as answer:
@@ -99,8 +107,8 @@ def _check_result(client: httpx.Client, run_id: str, lines: int) -> None:
         for block in answer.iter_bytes():
             data = tail + block
             head, _, tail = data.rpartition(b"\n")
-            if EMAIL.search(head):
-                raise SystemExit("an e-mail address was left in the result")
+            if wanted.search(head):
+                raise SystemExit(f"a line of the result fails the {task} check")
             count += head.count(b"\n") + (1 if head else 0)
     count += 1 if tail else 0
     if count != lines:
@@ -114,9 +122,11 @@ def _seconds(run: dict[str, Any], start: str, end: str) -> float:
 def main() -> None:
     def extra(parser: Any) -> None:
         parser.add_argument("--chunk-lines", type=int, default=10_000, help="lines per chunk (10000)")
+        parser.add_argument("--task", choices=TASKS, default="redact", help="the dataset task (redact)")
 
     args = parse_args("A redaction over one large JSONL feature", 1_000_000, extra)
     lines: int = args.n
+    task: str = args.task
     with servers() as found, running(found, ("serve", "relay", "project", "reconcile", "worker")) as system:
         from orchestrator.storage import Storage
 
@@ -134,12 +144,12 @@ def main() -> None:
 
             def trial(rep: int) -> dict[str, float]:
                 submitted = time.perf_counter()
-                run = _run(client, feature_id, args.chunk_lines)
+                run = _run(client, feature_id, task, args.chunk_lines)
                 wall = time.perf_counter() - submitted
                 count = int(run["result"]["line_count"])
                 if count != lines:
                     raise SystemExit(f"line_count {count}, expected {lines}")
-                _check_result(client, str(run["id"]), lines)
+                _check_result(client, str(run["id"]), task, lines)
                 running_s = _seconds(run, "started_at", "finished_at")
                 return {
                     "lines_per_s": lines / running_s,
@@ -148,19 +158,19 @@ def main() -> None:
                     "peak_rss_mb": peak_rss_mb(system),
                 }
 
-            samples = interleave(args.reps, [(CONTENDER, trial)])
-    write_json("dataset", args, samples, report(samples, lines))
+            samples = interleave(args.reps, [(task, trial)])
+    write_json("dataset", args, samples, report(samples, task, lines))
 
 
-def report(samples: Samples, lines: int) -> dict[str, Any]:
+def report(samples: Samples, task: str, lines: int) -> dict[str, Any]:
     metrics = ("lines_per_s", "lines_per_s_from_submit", "seconds", "peak_rss_mb")
-    summary: dict[str, Any] = {metric: summarize(samples, CONTENDER, metric) for metric in metrics}
+    summary: dict[str, Any] = {metric: summarize(samples, task, metric) for metric in metrics}
     summary["lines"] = lines
     medians = {metric: summary[metric]["median"] for metric in metrics}
     rss = medians["peak_rss_mb"]
     within = rss is not None and rss <= RSS_BOUND_MB
     print_table(
-        f"redact over {lines:,} JSONL lines",
+        f"{task} over {lines:,} JSONL lines",
         ("lines/s (run)", "lines/s (from submit)", "seconds", "worker peak RSS"),
         [
             (

@@ -1,5 +1,6 @@
 """A dataset run whose worker is SIGKILLed mid-run still finishes, with every input line in its result
-exactly once, and its events show the attempt after the crash starting after the last checkpoint."""
+exactly once, and its events show the attempt after the crash starting after the last checkpoint; an
+`embed` run's attempt after the crash embeds with the model the first attempt fitted."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 import sqlalchemy as sa
 
@@ -19,6 +21,7 @@ from orchestrator.store.schema import events, runs
 from tests.faults.harness import FaultSystem, check_invariant
 from tests.integration.dataset_helpers import people
 from tests.services import wait_until
+from workers.jobs import dataset_model
 
 MakeSystem = Callable[..., FaultSystem]
 
@@ -77,6 +80,35 @@ def test_a_crash_after_a_checkpoint_resumes_after_it(make_system: MakeSystem, te
     assert [c["chunks"] for c in checkpoints] == [1, 2, 3, 4, 5, 6]
     assert checkpoints[-1]["writers"] == [[0, 1], [3, 2]], "chunks 0-2 by attempt 1, the rest by attempt 2"
     assert _result_lines(storage, tenant, log[-1][1]["result"]) == list(range(1, 3001))
+    check_invariant(system, tenant, [run_id])
+
+
+def test_an_embed_run_resumed_after_a_crash_embeds_every_chunk_with_one_model(
+    make_system: MakeSystem, tenant: str
+) -> None:
+    system = _started(make_system)
+    config = {"textField": "note", "fitLines": 300, "dimensions": 8, "seed": 5}
+    run_id, storage = _submit(
+        system, tenant, 1000, task="embed", config=config, chunk_lines=200, crash_after_chunk=2
+    )
+    system.wait_all_terminal(tenant, timeout=60)
+    log = _log(system, run_id)
+    assert log[-1][0] == "RunSucceeded", [t for t, _ in log]
+    assert _progress_by_attempt(log) == {1: [200, 400], 2: [600, 800, 1000]}
+    checkpoints = [d["data"] for t, d in log if t == "CheckpointRecorded"]
+    assert [c["chunks"] for c in checkpoints] == [0, 1, 2, 3, 4, 5], "one fit, before the first chunk only"
+    assert {(c["model_by"], c["model_sha256"]) for c in checkpoints} == {(1, checkpoints[0]["model_sha256"])}
+    result = log[-1][1]["result"]
+    assert checkpoints[-1]["writers"] == [[0, 1], [2, 2]] and result["model_fitted_by_attempt"] == 1
+
+    path = Path(storage.object_url(tenant, result["result_file_path"]).removeprefix("file://"))
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["i"] for r in records] == list(range(1, 1001))
+    notes = [r["note"] for r in records]
+    expected = dataset_model.FittedTextModel(dataset_model.fit(notes[:300], 8, 5), 8).vectors(notes)
+    # The model the first attempt fitted on the first 300 lines, whichever attempt embedded the line.
+    got = np.array([r["embedding"] for r in records])
+    assert np.abs(got - np.array(expected)).max() < 2e-6
     check_invariant(system, tenant, [run_id])
 
 

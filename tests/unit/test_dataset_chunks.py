@@ -96,3 +96,12 @@ def test_the_checkpoint_knows_which_attempt_wrote_each_chunk() -> None:
     assert done.writer_of_each_chunk() == [1, 1, 2, 2, 3]
     assert done.chunks == 5 and done.offset == 50 and done.lines_read == 15
     assert Done().writer_of_each_chunk() == []
+
+
+def test_a_chunk_applied_in_small_batches_gives_the_same_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = b"".join(b'{"t": "x%d@b.org"}\n' % i if i % 3 else b"not json\n" for i in range(11))
+    (chunk,) = chunks(io.BytesIO(data), 20)
+    whole = transform(chunk, parse_jsonl, None, Redact({}))
+    monkeypatch.setattr("orchestrator.datasets.transform.APPLY_BATCH", 2)
+    assert transform(chunk, parse_jsonl, None, Redact({})) == whole
+    assert (whole.good_count, whole.bad_count) == (7, 4)

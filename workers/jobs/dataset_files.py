@@ -3,7 +3,8 @@
     results/<run id>.jsonl          the result, moved into place only when the run succeeds
     results/<run id>.errors.jsonl   the bad lines with their errors (when there are any)
     work/<run id>/                  one part per finished chunk, named by chunk and by the attempt
-                                    that wrote it; removed when the run ends
+                                    that wrote it, and the model a learning task fitted (named by
+                                    its attempt too); removed when the run ends
 
 A part's name carries its attempt, so a zombie attempt still writing (its lease lost, not yet stopped)
 can never overwrite or truncate a part the live attempt has committed: the checkpoint says which attempt
@@ -49,6 +50,17 @@ class RunFiles:
         # A rewrite after a crash truncates and writes the whole part again: same name, same content.
         with self.storage.open(self.part(kind, chunk, attempt), "wb") as out:
             out.write(data)
+
+    def _model(self, attempt: int) -> str:
+        return self._work(f"model-a{attempt}.npz")
+
+    def write_model(self, attempt: int, data: bytes) -> None:
+        with self.storage.open(self._model(attempt), "wb") as out:
+            out.write(data)
+
+    def read_model(self, attempt: int) -> bytes:
+        with self.storage.open(self._model(attempt)) as source:
+            return source.read()
 
     def parts_present(self, writers: list[int]) -> bool:
         return all(self.storage.exists(self.part("part", i, a)) for i, a in enumerate(writers))

@@ -4,28 +4,35 @@ Per chunk: transform it, write its parts, report progress, then record a checkpo
 done (where the input stands, the counts, which attempt wrote it). The checkpoint comes last, so a crash
 before it redoes that chunk and a crash after it never does: the attempt after a crash seeks past the
 committed chunks and every input line lands in the result exactly once. Cancel is honoured between
-chunks. Only a run that succeeds moves its result into place; a canceled or failed one removes its parts
-and leaves nothing at the result path.
+chunks. A task that learns from its input (`embed`) first fits its model on a sample, stores it beside
+the parts and records a checkpoint naming it before the first chunk; an attempt after a crash loads that
+model rather than fitting again, so every chunk's output comes from one model. Only a run that succeeds
+moves its result into place; a canceled or failed one removes its parts and leaves nothing at the result
+path.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
 from orchestrator.datasets.lines import Chunk, chunks, csv_header, parse_csv, parse_jsonl
 from orchestrator.datasets.tasks import DATASET_TASKS
-from orchestrator.datasets.tasks.base import BadRecord, ConfigError, DatasetTask
-from orchestrator.datasets.transform import Parser, transform
+from orchestrator.datasets.tasks.base import BadRecord, ConfigError, DatasetTask, Record
+from orchestrator.datasets.tasks.embed import Embed
+from orchestrator.datasets.transform import Parser, records, transform
 from orchestrator.storage import Storage, StorageRefused
 from schemas.features import FeatureFormat
 from schemas.jobs import DatasetTaskParams
 from schemas.runs import ErrorCode
 from workers.context import JobContext
 from workers.errors import AttemptSuperseded, JobError, RetryableJobError
+from workers.jobs import dataset_model
 from workers.jobs.dataset_files import RunFiles
 from workers.resilience import TRANSIENT
 
@@ -43,6 +50,9 @@ class Done:
     blank: int = 0
     # [first chunk, attempt] for each attempt that wrote chunks: who wrote which part, compactly.
     writers: list[list[int]] = field(default_factory=list)
+    # The model a learning task uses: the attempt that fitted and stored it (0: none) and its SHA-256.
+    model_by: int = 0
+    model_sha256: str = ""
 
     def writer_of_each_chunk(self) -> list[int]:
         spans = [*self.writers, [self.chunks, 0]]
@@ -129,6 +139,10 @@ def _process(
 ) -> None:
     with _open_input(storage, url) as source:
         header, parse = _header(source, params.input_format, done)
+        if isinstance(task, Embed):
+            model = _fitted_model(ctx, task, files, done, lambda: _sample(source, task, done, parse, header))
+            if model is not None:
+                task.use(model)
         source.seek(done.offset)
         for chunk in chunks(source, params.chunk_lines, done.offset, done.chunks, done.next_line):
             ctx.checkpoint()  # cancel between chunks
@@ -140,6 +154,48 @@ def _process(
             ctx.progress(done.lines_read, None, done.counts())
             ctx.save_checkpoint(asdict(done))
             _drill(ctx, params, chunk)
+
+
+def _sample(
+    source: IO[bytes], task: Embed, done: Done, parse: Parser, header: list[str] | None
+) -> list[Record]:
+    """The records of the input's first `fitLines` lines: all the model learns from, so memory is bounded
+    by the sample, not the input."""
+    source.seek(done.offset)
+    first = next(chunks(source, task.fit_lines, done.offset), None)
+    return list(records(first, parse, header)) if first else []
+
+
+def _fitted_model(
+    ctx: JobContext, task: Embed, files: RunFiles, done: Done, sample: Callable[[], list[Record]]
+) -> dataset_model.FittedTextModel | None:
+    """The model fitted by whichever attempt first got this far, loaded from beside the parts; fitted now
+    (and recorded in a checkpoint before any chunk is written) when no attempt has. None when an earlier
+    attempt put the result in place and cleared its work before it could record its success: no chunk is
+    left to embed."""
+    if done.model_by:
+        try:
+            data = files.read_model(done.model_by)
+        except FileNotFoundError:
+            if files.result_exists():
+                return None
+            raise JobError(ErrorCode.INTERNAL_ERROR, "the run's fitted model is missing") from None
+        if hashlib.sha256(data).hexdigest() != done.model_sha256:
+            raise JobError(ErrorCode.INTERNAL_ERROR, "the run's fitted model does not match its checkpoint")
+    else:
+        texts = task.fit_texts(sample())
+        try:
+            data = dataset_model.fit(texts, task.dimensions, task.seed)
+        except ValueError:  # no text at all, or not one word in any of them
+            raise JobError(
+                ErrorCode.INSUFFICIENT_DATA,
+                f"no words to fit the embedder on in the first {task.fit_lines} lines "
+                f"(field {task.text_field!r})",
+            ) from None
+        files.write_model(ctx.attempt, data)  # the model first, the checkpoint naming it last
+        done.model_by, done.model_sha256 = ctx.attempt, hashlib.sha256(data).hexdigest()
+        ctx.save_checkpoint(asdict(done))
+    return dataset_model.FittedTextModel(data, task.dimensions)
 
 
 def _drill(ctx: JobContext, params: DatasetTaskParams, chunk: Chunk) -> None:
@@ -178,6 +234,11 @@ def _finish(ctx: JobContext, params: DatasetTaskParams, files: RunFiles, done: D
         "errors_file_path": errors_path,
         **done.counts(),
         "blank_lines": done.blank,
+        **(
+            {"model_sha256": done.model_sha256, "model_fitted_by_attempt": done.model_by}
+            if done.model_by
+            else {}
+        ),
         "outcome": {
             "artifactName": files.result_path,
             "rendererKind": "jsonl",

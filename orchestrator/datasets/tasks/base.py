@@ -8,7 +8,7 @@ record it cannot transform raises `BadRecord`, which makes that line a bad line,
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from schemas.tasks import ContextVar
@@ -40,6 +40,18 @@ class DatasetTask(ABC):
     @abstractmethod
     def apply(self, record: Record) -> Record:
         """The output record for one input record; BadRecord when there is none."""
+
+    def apply_many(self, records: Sequence[Record]) -> list[Record | Exception]:
+        """Each record's output, or the error that made it a bad line, in order. A task that works on many
+        records at once (one model call per chunk rather than per line) overrides this."""
+        outputs: list[Record | Exception] = []
+        for record in records:
+            try:
+                outputs.append(self.apply(record))
+            except (TypeError, ValueError, RecursionError) as exc:  # BadRecord is a ValueError
+                # A task meeting data it did not expect: that line is bad, the run goes on.
+                outputs.append(exc)
+        return outputs
 
 
 def config_value(config: Mapping[str, Any], var: ContextVar) -> Any:
