@@ -74,13 +74,19 @@ def _finished(client: TestClient, auth: dict[str, str], runs: list[UUID]) -> boo
 def test_one_run_behind_another_tenants_long_queue_leaves_in_the_first_batch(
     app_client: TestClient, idle_client: TestClient, make_key: Callable[[str], str], engine: Engine
 ) -> None:
-    big, big_auth = _auth(make_key)
-    _, small_auth = _auth(make_key)
     # Both become due at the same moment, the big tenant's 150 rows first in the outbox: without fair
-    # dispatch the single run would wait for the 100-row batch ahead of it.
-    due = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
-    _submit(idle_client, big_auth, *[_sleep(not_before=due) for _ in range(150)])
-    (single,) = _submit(app_client, small_auth, _sleep(not_before=due))
+    # dispatch the single run would wait for the 100-row batch ahead of it. That holds only if both were
+    # submitted before that moment: on a slow machine, try again with a later one.
+    for delay in (1.0, 3.0, 8.0):
+        big, big_auth = _auth(make_key)
+        _, small_auth = _auth(make_key)
+        due = datetime.now(UTC) + timedelta(seconds=delay)
+        _submit(idle_client, big_auth, *[_sleep(not_before=due.isoformat()) for _ in range(150)])
+        (single,) = _submit(app_client, small_auth, _sleep(not_before=due.isoformat()))
+        if datetime.now(UTC) < due:
+            break
+    else:
+        pytest.fail("could not submit 151 runs within 8 s")
     sent = wait_until(lambda: _sent(engine, single), timeout=20, message="the single run published")
     ahead = sa.select(sa.func.count()).where(outbox.c.tenant_id == big, outbox.c.sent_at < sent)
     with engine.connect() as conn:
