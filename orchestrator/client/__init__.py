@@ -21,12 +21,22 @@ from orchestrator.client.errors import (
     WaitTimeout,
 )
 from orchestrator.client.sync import Client
-from schemas.api import EventView, RunBatchItem, RunBatchResponse, RunPage, RunView
+from schemas.api import (
+    BulkCancelRequest,
+    BulkCancelResponse,
+    EventView,
+    RunBatchItem,
+    RunBatchResponse,
+    RunPage,
+    RunView,
+)
 from schemas.runs import RunStatus
 
 __all__ = [
     "ApiError",
     "AsyncClient",
+    "BulkCancelRequest",
+    "BulkCancelResponse",
     "Client",
     "Conflict",
     "EventView",

@@ -15,6 +15,8 @@ import httpx
 from orchestrator.client import protocol
 from orchestrator.client.errors import WaitTimeout
 from schemas.api import (
+    BulkCancelRequest,
+    BulkCancelResponse,
     EventList,
     EventView,
     RunBatchItem,
@@ -90,6 +92,18 @@ class AsyncClient:
         """Cancel: a pending run ends at once, a running one is asked to stop. Asking again is not an
         error; a run that succeeded or failed raises `Conflict`."""
         return protocol.decoded(await self._http.post(f"/v1/runs/{run_id}/cancel"), RunView)
+
+    async def cancel_many(self, filters: BulkCancelRequest | None = None) -> BulkCancelResponse:
+        """Cancel up to `filters.limit` live runs matching the list filters (each with its children) and
+        report each one's outcome; call again while the answer says `more`."""
+        body = (filters or BulkCancelRequest()).model_dump(mode="json", exclude_defaults=True)
+        return protocol.decoded(await self._http.post("/v1/runs:cancel", json=body), BulkCancelResponse)
+
+    async def retry(self, run_id: UUID | str, *, idempotency_key: str | None = None) -> RunView:
+        """A failed or canceled run again, as a new run whose `retry_of` names it; any other status raises
+        `Conflict`."""
+        headers = protocol.idempotency_headers(idempotency_key)
+        return protocol.decoded(await self._http.post(f"/v1/runs/{run_id}:retry", headers=headers), RunView)
 
     async def list_page(
         self,

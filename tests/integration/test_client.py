@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from orchestrator.api.app import create_app
 from orchestrator.client import (
     AsyncClient,
+    BulkCancelRequest,
     Client,
     Conflict,
     NotFound,
@@ -239,6 +240,23 @@ def test_a_succeeded_run_cannot_be_canceled(url: str, key: str) -> None:
         assert refused.value.status == 409
 
 
+def test_cancel_many_and_retry(idle_url: str, key: str, engine: Engine) -> None:
+    with Client(idle_url, key) as client:
+        pending = [client.submit("sleep") for _ in range(3)]
+        settle(engine)  # bulk cancel picks its runs from the list's read model
+        canceled = client.cancel_many(BulkCancelRequest(kind="sleep", limit=2))
+        assert (len(canceled.data), canceled.matched, canceled.more) == (2, 3, True)
+        settle(engine)  # else a run canceled a moment ago may be picked again, as `already_canceled`
+        rest = client.cancel_many()
+        outcomes = {item.run_id: item.outcome for item in [*canceled.data, *rest.data]}
+        assert outcomes == {run.id: "canceled" for run in pending} and not rest.more
+        again = client.retry(pending[0].id, idempotency_key="again")
+        assert again.retry_of == pending[0].id and again.status is RunStatus.PENDING
+        assert client.retry(pending[0].id, idempotency_key="again").id == again.id
+        with pytest.raises(Conflict):
+            client.retry(again.id)  # pending: nothing to retry yet
+
+
 def test_rate_limited_carries_retry_after(serve: Serve, key: str) -> None:
     with serve(rate_limit_per_second=0.01, rate_limit_burst=2) as limited, Client(limited, key) as client:
         client.list_page()
@@ -262,8 +280,12 @@ def test_the_async_client_gives_the_same_answers(url: str, idle_url: str, key: s
                 await idle.wait(submitted[0].id, timeout=0.3, poll_interval=0.1)
             with pytest.raises(NotFound):
                 await idle.get(uuid.uuid4())
-            for run in submitted:
+            for run in submitted[1:]:
                 assert (await idle.cancel(run.id)).status is RunStatus.CANCELED
+            await asyncio.to_thread(settle, engine)
+            bulk = await idle.cancel_many(BulkCancelRequest(kind="sleep"))
+            assert [item.run_id for item in bulk.data] == [submitted[0].id]
+            assert (await idle.retry(submitted[0].id)).retry_of == submitted[0].id
         async with AsyncClient(url, key) as client:
             run = await client.submit("sleep", {"duration": 0.2, "steps": 2})
             live = [event async for event in client.stream(run.id)]
