@@ -340,3 +340,25 @@ def sse_frames(lines: Iterator[str]) -> Iterator[dict[str, str]]:
         elif fields:
             yield fields
             fields = {}
+
+
+@contextmanager
+def serving(settings: Settings, engine: Engine) -> Iterator[str]:
+    """The API app over real HTTP, in a thread of this process, for the `with` block: its base URL."""
+    import threading
+
+    import uvicorn
+
+    from orchestrator.api.app import create_app
+
+    port = free_port()
+    config = uvicorn.Config(create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, timeout=20, message="the in-thread API server")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

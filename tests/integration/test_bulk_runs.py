@@ -4,13 +4,11 @@ bounded per call; `POST /v1/runs/{id}:retry` as a new run linked to the old one;
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
@@ -21,7 +19,7 @@ from orchestrator.domain.commands import Fail, StartAttempt
 from orchestrator.services import RunService
 from orchestrator.settings import Settings
 from schemas.runs import ErrorCode
-from tests.services import free_port, placeholder_params, wait_until
+from tests.services import placeholder_params, serving, wait_until
 
 pytestmark = pytest.mark.usefixtures("system")  # its projector fills the read model bulk cancel selects from
 
@@ -155,19 +153,8 @@ def test_retry_creates_a_linked_run_and_only_for_finished_runs(
 
 @pytest.fixture(scope="module")
 def idle_url(idle_settings: Settings, engine: Engine) -> Iterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(idle_settings, engine), host="127.0.0.1", port=free_port(), log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started, timeout=20, message="the in-thread API server")
-        yield f"http://127.0.0.1:{server.config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serving(idle_settings, engine) as url:
+        yield url
 
 
 def test_the_cli_cancels_in_bulk_and_retries(

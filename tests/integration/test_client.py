@@ -8,7 +8,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -16,10 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy.engine import Engine
 
-from orchestrator.api.app import create_app
 from orchestrator.client import (
     AsyncClient,
     BulkCancelRequest,
@@ -37,7 +34,7 @@ from orchestrator.projections import runner
 from orchestrator.settings import Settings
 from orchestrator.store.events import head_position
 from tests.conftest import System
-from tests.services import free_port, wait_until
+from tests.services import serving
 
 pytestmark = pytest.mark.usefixtures("system")
 
@@ -51,17 +48,8 @@ def serve(settings: Settings, engine: Engine, system: System) -> Serve:
 
     @contextmanager
     def _serve(**changes: object) -> Iterator[str]:
-        app = create_app(settings.model_copy(update=changes), engine)
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        try:
-            wait_until(lambda: server.started, timeout=20, message="the in-thread API server")
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(10)
+        with serving(settings.model_copy(update=changes), engine) as served:
+            yield served
 
     return _serve
 

@@ -5,7 +5,6 @@ on the page without a reload, its detail shows its log, and a run is canceled fr
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,13 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy.engine import Engine
 
-from orchestrator.api.app import create_app
 from orchestrator.settings import Settings
 from tests.conftest import System
-from tests.services import free_port, wait_until
+from tests.services import serving
 
 browser_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the dev extra)")
 expect = browser_api.expect
@@ -35,18 +32,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture()
 def served(settings: Settings, engine: Engine, system: System) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started, timeout=20, message="the in-thread API server")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serving(settings, engine) as url:
+        yield url
 
 
 @dataclass

@@ -11,22 +11,19 @@ import json
 import re
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from orchestrator.api.app import create_app
 from orchestrator.settings import Settings
 from orchestrator.store import keys
 from tests.conftest import System, settings_env
-from tests.services import free_port, sse_frames, wait_until
+from tests.services import free_port, serving, sse_frames, wait_until
 
 pytestmark = pytest.mark.usefixtures("system")
 
@@ -42,18 +39,8 @@ def served(settings: Settings, engine: Engine, system: System) -> Iterator[str]:
             "sse_heartbeat_seconds": HEARTBEAT,
         }
     )
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(tuned, engine), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started, timeout=20, message="the in-thread API server")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serving(tuned, engine) as url:
+        yield url
 
 
 @pytest.fixture()

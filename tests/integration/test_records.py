@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from orchestrator.api.app import create_app
 from orchestrator.cli import app as cli
 from orchestrator.settings import Settings
 from orchestrator.store.schema import records
-from tests.services import free_port, wait_until
+from tests.services import serving
 
 
 def _record(i: int, **extra: object) -> dict[str, object]:
@@ -130,18 +127,8 @@ def test_corpora_have_numeric_ids_and_unique_keys(app_client: TestClient, auth: 
 
 @pytest.fixture(scope="module")
 def served(settings: Settings, engine: Engine) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started, timeout=20, message="the in-thread API server")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serving(settings, engine) as url:
+        yield url
 
 
 def test_records_load_posts_a_file_in_batches(

@@ -3,7 +3,6 @@ budget through Redis; with Redis unreachable each falls back to its own per-proc
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,7 +11,6 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 import httpx
 import pytest
 import redis
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
@@ -20,7 +18,7 @@ from orchestrator.api.app import create_app
 from orchestrator.api.shared_limits import SharedRedis, SharedStreamSlots, namespace_of
 from orchestrator.services import RunService, SubmitRequest
 from orchestrator.settings import Settings
-from tests.services import free_port, wait_until
+from tests.services import free_port, serving, wait_until
 
 Serve = Callable[[Settings], AbstractContextManager[str]]
 
@@ -80,19 +78,8 @@ def _count_redis_calls(client: TestClient) -> list[float]:
 def serve(engine: Engine) -> Serve:
     @contextmanager
     def _serve(settings: Settings) -> Iterator[str]:
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(settings, engine), host="127.0.0.1", port=free_port(), log_level="warning"
-            )
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        try:
-            wait_until(lambda: server.started, timeout=20, message="the in-thread API server")
-            yield f"http://127.0.0.1:{server.config.port}"
-        finally:
-            server.should_exit = True
-            thread.join(10)
+        with serving(settings, engine) as url:
+            yield url
 
     return _serve
 
