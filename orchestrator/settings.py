@@ -59,6 +59,13 @@ class Settings(BaseSettings):
         description="Runs a tenant may have dispatched and unfinished at once, unless it sets its own "
         "(PUT /v1/limits); 0 or unset is unlimited.",
     )
+    queue_max_in_flight: int | None = Field(
+        default=100,
+        ge=0,
+        description="Runs each queue may have published and unfinished at once, all tenants together; 0 "
+        "is no cap. It keeps the backlog in the outbox, where dispatch takes tenants in turn, instead of "
+        "in the broker's first-in-first-out queue. Set it to a few times the workers' total slots.",
+    )
     max_delay_seconds: float = Field(
         default=30 * 24 * 3600.0, gt=0, description="How far ahead a run's `not_before` may lie."
     )

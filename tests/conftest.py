@@ -141,6 +141,8 @@ def settings(database_url: str, broker_url: str, tmp_path_factory: pytest.TempPa
         worker_concurrency=2,
         worker_shutdown_seconds=3.0,
         relay_poll_seconds=0.2,
+        # Small, so that the fair-dispatch test needs only a short backlog to fill the queue.
+        queue_max_in_flight=20,
         projector_poll_seconds=0.2,
         # The `remote` embedder of taxonomy builds, on a port nothing listens on: builds that ask for it
         # show how an unreachable embedding service ends (tests/integration/test_taxonomy_build.py).

@@ -1,8 +1,15 @@
 """Which due dispatches the relay publishes next: round robin across tenants, limits, priorities. Pure.
 
 A tenant with 10,000 queued runs and one with a single run each get a turn in every round, so the single
-run leaves in the first batch. Within a tenant, higher priority first, then the longest waiting. A run over
-its tenant's limit (all kinds, or its kind) is skipped, not refused: it stays queued until a slot frees.
+run leaves in the first batch. Rounds start with the tenant holding the fewest slots (then the one that has
+waited longest): when a queue's cap leaves room for one run at a time, the tenant with runs in flight does
+not win every turn. Within a tenant, higher priority first, then the longest waiting. A run over its
+tenant's limit (all kinds, or its kind) or its queue's cap is skipped, not refused: it stays queued until a
+slot frees.
+
+The queue cap is what makes dispatch fair with no limit set: the broker's queue is first in, first out, so
+a run published behind 10,000 others waits for all of them whatever order the relay chose. Holding each
+queue's runs in flight to a few times the workers' slots keeps the backlog here, where turns are fair.
 A dispatch whose run already holds a slot (a re-dispatch of an attempt the broker may have lost) needs no
 new one, or a tenant at its limit could never recover its own lost message.
 """
@@ -27,6 +34,7 @@ class Candidate:
     priority: int
     not_before: datetime
     holds_slot: bool = False
+    queue: str = ""
 
     @property
     def order(self) -> tuple[int, datetime, int]:
@@ -57,35 +65,61 @@ def effective_limits(
 
 
 def choose(
-    candidates: Iterable[Candidate], running: Mapping[tuple[str, str], int], limits: Limits, batch: int
+    candidates: Iterable[Candidate],
+    running: Mapping[tuple[str, str], int],
+    limits: Limits,
+    batch: int,
+    queue_room: Mapping[str, int] | None = None,
 ) -> list[Candidate]:
-    """Up to `batch` candidates in publishing order: one per tenant per round, tenants in the order their
-    oldest due row has waited. `running` counts held slots per (tenant, kind)."""
+    """Up to `batch` candidates in publishing order: one per tenant per round, tenants by fewest held
+    slots, then by how long their oldest due row has waited. `running` counts held slots per
+    (tenant, kind); `queue_room` is how many more runs each queue may have in flight (a queue not in it
+    has no cap)."""
     by_tenant: dict[str, list[Candidate]] = {}
     for candidate in candidates:
         by_tenant.setdefault(candidate.tenant_id, []).append(candidate)
-    queues = {tenant: deque(sorted(rows, key=lambda c: c.order)) for tenant, rows in by_tenant.items()}
-    turns = deque(sorted(queues, key=lambda t: min((c.not_before, c.id) for c in queues[t])))
+    pending = {tenant: deque(sorted(rows, key=lambda c: c.order)) for tenant, rows in by_tenant.items()}
     held: Counter[tuple[str, str]] = Counter()
     for (tenant, kind), count in running.items():
         _count(held, tenant, kind, count)
+    turns = deque(
+        sorted(
+            pending,
+            key=lambda t: (held[(t, ALL_KINDS)], min((c.not_before, c.id) for c in pending[t])),
+        )
+    )
+    room = Counter(queue_room or {})
+    capped = set(room)
     chosen: list[Candidate] = []
     while turns and len(chosen) < batch:
         tenant = turns.popleft()
-        queue = queues[tenant]
+        queue = pending[tenant]
         while queue:
             candidate = queue.popleft()
             if candidate.holds_slot:
                 chosen.append(candidate)
                 break
+            if candidate.queue in capped and room[candidate.queue] <= 0:
+                continue  # its queue is full: rooms only shrink within one choice
             if _has_room(held, limits, tenant, candidate.kind):
                 _count(held, tenant, candidate.kind, 1)
+                room[candidate.queue] -= 1
                 chosen.append(candidate)
                 break
             # Over a limit: counts only grow within one choice, so it stays over; skip it for this batch.
         if queue:
             turns.append(tenant)
     return chosen
+
+
+def queue_room(
+    in_flight: Mapping[str, int], queues: Iterable[str], max_in_flight: int | None
+) -> dict[str, int]:
+    """How many more runs each of `queues` may have in flight under a cap of `max_in_flight` each (None or
+    0: no cap, an empty map)."""
+    if not max_in_flight:
+        return {}
+    return {queue: max(0, max_in_flight - in_flight.get(queue, 0)) for queue in queues}
 
 
 def _count(held: Counter[tuple[str, str]], tenant: str, kind: str, count: int) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from orchestrator.processes.broker import EXECUTE_RUN_TASK, make_celery, queue_depth
 from orchestrator.processes.reconciler import run_reconciler
-from orchestrator.processes.relay import Publisher, run_relay
+from orchestrator.processes.relay import DispatchCaps, Publisher, run_relay
 from orchestrator.projections.runner import PROJECTIONS, Projection, run_projector
 from orchestrator.services import RunService
 from orchestrator.settings import Settings
@@ -65,7 +65,7 @@ def relay(settings: Settings, engine: Engine) -> None:
     url = settings.database_url or ""
     run_until_stopped(
         lambda stop: run_relay(
-            engine, url, publish, settings.relay_poll_seconds, stop, settings.tenant_max_running
+            engine, url, publish, settings.relay_poll_seconds, stop, DispatchCaps.of(settings)
         ),
         "relay",
     )

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
-from orchestrator.domain.dispatch import Candidate, choose, effective_limits
+from orchestrator.domain.dispatch import Candidate, choose, effective_limits, queue_room
 from orchestrator.store import limits, slots
 from orchestrator.store.outbox import OutboxMessage
 from orchestrator.store.schema import outbox
@@ -51,7 +51,10 @@ _CANDIDATES = sa.text(
 
 
 def claim_fair(
-    conn: Connection, batch: int = 100, default_max_running: int | None = None
+    conn: Connection,
+    batch: int = 100,
+    default_max_running: int | None = None,
+    queue_max_in_flight: int | None = None,
 ) -> list[OutboxMessage]:
     """Lock and return the next due rows to publish, in publishing order (see domain.dispatch.choose)."""
     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK_KEY)))
@@ -60,13 +63,18 @@ def claim_fair(
         return []
     tenants = sorted({row.tenant_id for row in rows})
     in_force = effective_limits(tenants, limits.of_tenants(conn, tenants), default_max_running)
-    # Without a limit on any of these tenants the held slots change nothing: skip counting them.
-    running = slots.running(conn, tenants) if in_force.max_running else {}
+    # Held slots order the tenants' turns when there is a choice to make: with one tenant waiting and no
+    # limit, they change nothing, so the common case skips counting them.
+    running = slots.running(conn, tenants) if in_force.max_running or len(tenants) > 1 else {}
+    queues = sorted({row.queue for row in rows})
+    room = queue_room(
+        slots.in_flight(conn, queues) if queue_max_in_flight else {}, queues, queue_max_in_flight
+    )
     candidates = [
-        Candidate(row.id, row.tenant_id, row.kind, row.priority, row.not_before, row.holds_slot)
+        Candidate(row.id, row.tenant_id, row.kind, row.priority, row.not_before, row.holds_slot, row.queue)
         for row in rows
     ]
-    chosen = [c.id for c in choose(candidates, running, in_force, batch)]
+    chosen = [c.id for c in choose(candidates, running, in_force, batch, room)]
     if not chosen:
         return []
     # SKIP LOCKED: a row another transaction holds (a reconciler's prune) is left for the next batch.

@@ -72,6 +72,7 @@ dispatch_slots = sa.Table(
     sa.Column("run_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("tenant_id", sa.Text, nullable=False),
     sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("queue", sa.Text, nullable=False, server_default=""),
     sa.Column("held_since", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.Index("dispatch_slots_tenant_idx", "tenant_id", "kind"),
 )

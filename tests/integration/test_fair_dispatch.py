@@ -94,6 +94,36 @@ def test_one_run_behind_another_tenants_long_queue_leaves_in_the_first_batch(
     wait_until(lambda: _finished(app_client, small_auth, [single]), timeout=20, message="the single run")
 
 
+def test_with_no_limit_set_a_small_tenant_starts_before_a_big_backlog_drains(
+    app_client: TestClient, settings: Settings, make_key: Callable[[str], str], engine: Engine
+) -> None:
+    """Acceptance, scaled to the session's queue cap: tenant A queues far more than the cap, then B
+    submits 10. From the log: all of B's runs start while A finishes at most the cap plus two turns per B
+    run (and some slack for the turns the relay takes with A when several slots free at once)."""
+    cap = settings.queue_max_in_flight
+    assert cap is not None and settings.tenant_max_running is None
+    _, big_auth = _auth(make_key)
+    _, small_auth = _auth(make_key)
+    backlog = _submit(app_client, big_auth, *[_sleep() for _ in range(8 * cap)])
+    small = _submit(app_client, small_auth, *[_sleep() for _ in range(10)])
+    try:
+        starts = wait_until(
+            lambda: (found := _positions(engine, small, "RunStarted")) and len(found) == 10 and found,
+            timeout=60,
+            message="all of B's runs started",
+        )
+    finally:  # A's rest would hold up the tests after this one
+        app_client.post("/v1/runs:cancel", json={}, headers=big_auth)
+    submitted = min(_positions(engine, small, "RunCreated").values())
+    a_ended = [
+        p
+        for p in _positions(engine, backlog, "RunSucceeded").values()
+        if submitted < p < max(starts.values())
+    ]
+    assert len(a_ended) <= cap + 2 * 10 + 10, f"A finished {len(a_ended)} runs while B's started"
+    wait_until(lambda: _finished(app_client, small_auth, small), timeout=30, message="B's runs")
+
+
 def test_a_limit_of_one_keeps_the_second_run_pending_until_the_first_ends(
     app_client: TestClient, make_key: Callable[[str], str], engine: Engine
 ) -> None:

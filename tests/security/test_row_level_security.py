@@ -73,7 +73,9 @@ def two_tenants(engine: Engine, settings: Settings, system: System) -> Iterator[
             with engine.begin() as conn:
                 features.insert(conn, tenant, "rls", "file:///nowhere.jsonl", "jsonl")
                 limits.replace(conn, tenant, 5, {"sleep": 2})  # tenant_limits
-                slots.hold(conn, [(run_id, tenant, "sleep")])  # dispatch_slots, as the relay takes one
+                slots.hold(
+                    conn, [(run_id, tenant, "sleep", "orch.short")]
+                )  # dispatch_slots, as the relay takes one
                 workflows.create(
                     conn, tenant, "rls", {"steps": [{"key": "a", "tool": "transform", "input": {}}]}
                 )

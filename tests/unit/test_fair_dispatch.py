@@ -9,7 +9,7 @@ from itertools import count
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.domain.dispatch import ALL_KINDS, Candidate, Limits, choose, effective_limits
+from orchestrator.domain.dispatch import ALL_KINDS, Candidate, Limits, choose, effective_limits, queue_room
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 NONE = Limits({})
@@ -118,3 +118,44 @@ def test_no_choice_takes_a_tenant_past_a_limit(
     if len(chosen) < batch:  # nothing admissible was left behind
         left = [c for c in rows if c not in chosen]
         assert not [c for c in left if c.holds_slot]
+
+
+def test_a_full_queue_takes_no_new_run_but_other_queues_go_on() -> None:
+    rows = [
+        *(Candidate(next(_ids), "a", "sleep", 0, T0, queue="short") for _ in range(3)),
+        *(Candidate(next(_ids), "a", "dataset_task", 0, T0, queue="long") for _ in range(3)),
+    ]
+    chosen = choose(rows, {}, NONE, 100, {"short": 0, "long": 2})
+    assert [c.queue for c in chosen] == ["long", "long"]
+
+
+def test_a_redispatch_leaves_even_when_its_queue_is_full() -> None:
+    lost = Candidate(next(_ids), "a", "sleep", 0, T0, holds_slot=True, queue="short")
+    assert choose([lost, *queued("a", 2)], {}, NONE, 100, {"short": 0, "": 0}) == [lost]
+
+
+def test_when_one_slot_frees_the_tenant_holding_fewer_takes_it() -> None:
+    """A queue cap of one free slot at a time: the tenant with runs in flight does not win every turn,
+    though its queued rows are older."""
+    big, small = queued("a", 50), queued("b", 3, after=1_000)
+    chosen = choose([*big, *small], {("a", "sleep"): 99}, NONE, 100, {"": 1})
+    assert [c.tenant_id for c in chosen] == ["b"]
+
+
+def test_queue_room_is_the_cap_less_what_is_in_flight() -> None:
+    assert queue_room({"short": 7, "long": 12}, ["short", "long", "new"], 10) == {
+        "short": 3,
+        "long": 0,
+        "new": 10,
+    }
+    assert queue_room({"short": 7}, ["short"], None) == {} == queue_room({}, ["short"], 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(candidates, running_maps, st.dictionaries(st.sampled_from(["", "q"]), st.integers(0, 5)))
+def test_no_choice_takes_a_queue_past_its_cap(
+    rows: list[Candidate], running: dict[tuple[str, str], int], room: dict[str, int]
+) -> None:
+    chosen = choose(rows, running, NONE, 50, room)
+    for queue, free in room.items():
+        assert sum(1 for c in chosen if c.queue == queue and not c.holds_slot) <= free
