@@ -28,6 +28,7 @@ from orchestrator.domain.errors import DomainError, IllegalTransition
 from orchestrator.domain.lifecycle import is_terminal
 from orchestrator.domain.retry import retry_at
 from orchestrator.domain.state import RunState, fold
+from orchestrator.folded_states import FoldedStates
 from orchestrator.settings import Settings
 from orchestrator.store import children, idempotency, leases, outbox, slots
 from orchestrator.store.events import (
@@ -39,6 +40,7 @@ from orchestrator.store.events import (
     has_event,
     lock_stream,
     read_stream,
+    read_stream_from_version,
     read_streams,
 )
 from orchestrator.workflows.outcomes import ChildOutcome, summarize
@@ -170,6 +172,7 @@ class RunService:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
         self.settings = settings
+        self._folded = FoldedStates()
 
     # ---- submission -------------------------------------------------------------------------------
     def submit(self, request: SubmitRequest) -> Outcome:
@@ -367,28 +370,54 @@ class RunService:
                 slots.release(conn, run_id)
 
     def execute(
-        self, run_id: UUID, command: Command, *, tenant_id: str | None = None, actor: str = "system"
+        self,
+        run_id: UUID,
+        command: Command,
+        *,
+        tenant_id: str | None = None,
+        actor: str = "system",
+        whole_stream: bool = True,
     ) -> Outcome:
         """Fold, decide and append with the folded version; on a version clash, decide again afresh.
+
+        With `whole_stream` false (a worker reporting on its own run, which answers nobody with the run's
+        view), the fold starts from the state this process committed last and reads only the events
+        since, and the outcome's `stream` holds just those.
 
         A jittered, growing pause between tries: a job appending a chunk every few milliseconds used to win
         every one of eight back-to-back tries against a cancel, which answered 409 "changing too fast"."""
         for clash in range(_CONFLICT_RETRIES):
             try:
                 with _store_errors(), self.engine.begin() as conn:
-                    return self._execute_once(conn, run_id, command, tenant_id, actor)
+                    outcome = self._execute_once(conn, run_id, command, tenant_id, actor, whole_stream)
+                self._folded.put(run_id, outcome.state)  # committed: a later fold may start from it
+                return outcome
             except ConcurrencyError:
                 time.sleep(random.uniform(0, min(0.1, _CONFLICT_BACKOFF_SECONDS * 2**clash)))
         raise RunContended(str(run_id))
 
     def _execute_once(
-        self, conn: Connection, run_id: UUID, command: Command, tenant_id: str | None, actor: str
+        self,
+        conn: Connection,
+        run_id: UUID,
+        command: Command,
+        tenant_id: str | None,
+        actor: str,
+        whole_stream: bool,
     ) -> Outcome:
         lock_stream(conn, run_id)
-        stored = read_stream(conn, run_id, tenant_id=tenant_id)
-        if not stored:
-            raise RunNotFound(str(run_id))
-        state = fold(r.to_event() for r in stored)
+        folded = None if whole_stream or tenant_id is not None else self._folded.get(run_id)
+        tail = read_stream_from_version(conn, run_id, folded.version) if folded else []
+        if folded and tail and tail[0].version == folded.version:
+            # The tail starts with the last event folded (read again to prove the stream still holds it).
+            stored = tail
+            state = fold((r.to_event() for r in tail[1:]), folded)
+        else:
+            stored = read_stream(conn, run_id, tenant_id=tenant_id)
+            if not stored:
+                self._folded.forget(run_id)
+                raise RunNotFound(str(run_id))
+            state = fold(r.to_event() for r in stored)
         if isinstance(command, ParkAttempt):
             # Counted under the stream lock that every child's terminal write takes too (store.children).
             unfinished = children.unfinished(conn, state.tenant_id, command.awaiting)

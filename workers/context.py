@@ -57,7 +57,10 @@ class JobContext:
     def _write(self, command: Command) -> None:
         actor = f"worker:attempt-{self.attempt}"
         try:
-            retried(lambda: self.service.execute(self.run_id, command, actor=actor), BLIP_SECONDS)
+            retried(
+                lambda: self.service.execute(self.run_id, command, actor=actor, whole_stream=False),
+                BLIP_SECONDS,
+            )
         except DomainError as exc:
             # The run ended or moved to another attempt without us: stop, write nothing more.
             raise AttemptSuperseded(str(exc)) from None

@@ -219,6 +219,16 @@ def read_stream(conn: Connection, stream_id: UUID, *, tenant_id: str | None = No
     return [_recorded(r) for r in conn.execute(query)]
 
 
+def read_stream_from_version(conn: Connection, stream_id: UUID, version: int) -> list[RecordedEvent]:
+    """A stream's events from `version` (inclusive) on: the tail past a state folded up to `version`."""
+    query = (
+        sa.select(*_COLUMNS)
+        .where(events.c.stream_id == stream_id, events.c.version >= version)
+        .order_by(events.c.version)
+    )
+    return [_recorded(r) for r in conn.execute(query)]
+
+
 def read_stream_after(
     conn: Connection, stream_id: UUID, tenant_id: str, after: int, limit: int = 500
 ) -> list[RecordedEvent]:
