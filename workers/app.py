@@ -6,10 +6,11 @@ import logging
 import time
 from uuid import UUID
 
-from celery import Celery
+from celery import Celery, Task
+from celery.app.task import Context
 from celery.signals import setup_logging, worker_process_init, worker_ready
 
-from orchestrator import log
+from orchestrator import correlation, log
 from orchestrator.metrics.process import TASK_SECONDS
 from orchestrator.processes.broker import EXECUTE_RUN_TASK, make_celery
 from orchestrator.settings import Settings, get_settings
@@ -19,6 +20,12 @@ from workers import executor, runtime, shutdown
 @worker_process_init.connect  # type: ignore[untyped-decorator]
 def _in_pool_child(**_: object) -> None:
     shutdown.mark_pool_child()
+
+
+def message_request_id(request: Context) -> str | None:
+    """The request id the relay put in the message's headers; one not shaped like an id is dropped."""
+    value = request.get(correlation.MESSAGE_HEADER)
+    return value if isinstance(value, str) and correlation.is_valid(value) else None
 
 
 def create_app(settings: Settings | None = None) -> Celery:
@@ -42,13 +49,15 @@ def create_app(settings: Settings | None = None) -> Celery:
     worker_ready.connect(_on_ready, weak=False)
     setup_logging.connect(_take_over_logging, weak=False, dispatch_uid="orchestrator.logging")
 
-    @app.task(name=EXECUTE_RUN_TASK, acks_late=True)  # type: ignore[untyped-decorator]
-    def execute_run(run_id: str, attempt: int, outbox_id: int | None = None) -> str:
+    @app.task(name=EXECUTE_RUN_TASK, acks_late=True, bind=True)  # type: ignore[untyped-decorator]
+    def execute_run(task: Task, run_id: str, attempt: int, outbox_id: int | None = None) -> str:
         # Ids only: the task re-reads everything from PostgreSQL, so a stale message cannot mislead it.
         if shutdown.in_pool_child:
             shutdown.install()
         started = time.monotonic()
-        outcome = executor.execute(runtime.service(), UUID(run_id), attempt, runtime.worker_name())
+        request_id = message_request_id(task.request)
+        service, worker = runtime.service(), runtime.worker_name()
+        outcome = executor.execute(service, UUID(run_id), attempt, worker, request_id=request_id)
         TASK_SECONDS.labels(outcome).observe(time.monotonic() - started)
         return outcome
 

@@ -23,6 +23,7 @@ from orchestrator.api import (
     ui,
     workflows,
 )
+from orchestrator.api.correlation import RequestId
 from orchestrator.api.guards import RequestGuard
 from orchestrator.api.ratelimit import RateLimiter, SharedRateLimiter
 from orchestrator.api.shared_limits import SharedRedis, namespace_of
@@ -83,5 +84,6 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         upload_paths=(features.PATH,),
         path_max_bytes={"/v1/records": settings.records_max_body_bytes},
     )
-    app.add_middleware(CatchAll)  # outermost of ours: nothing reaches uvicorn as an exception
+    app.add_middleware(CatchAll)  # nothing reaches uvicorn as an exception
+    app.add_middleware(RequestId)  # outermost of ours: every answer, CatchAll's 500 too, carries the id
     return app

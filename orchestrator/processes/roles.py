@@ -9,6 +9,7 @@ from collections.abc import Callable
 import structlog
 from sqlalchemy.engine import Engine
 
+from orchestrator import correlation
 from orchestrator.processes.broker import EXECUTE_RUN_TASK, make_celery, queue_depth
 from orchestrator.processes.reconciler import run_reconciler
 from orchestrator.processes.relay import DispatchCaps, Publisher, run_relay
@@ -50,11 +51,15 @@ def celery_publisher(settings: Settings) -> Publisher:
     app = make_celery(settings, settings.redis_url or "")
 
     def publish(message: OutboxMessage) -> None:
+        # The request id rides as a message header: a worker that does not know it ignores it, where an
+        # unknown task argument would fail the task.
+        headers = {correlation.MESSAGE_HEADER: message.request_id} if message.request_id else None
         for _ in range(settings.relay_publish_copies):
             app.send_task(
                 EXECUTE_RUN_TASK,
                 kwargs={"run_id": str(message.run_id), "attempt": message.attempt, "outbox_id": message.id},
                 queue=message.queue,
+                headers=headers,
             )
 
     return publish

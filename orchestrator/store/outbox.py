@@ -23,6 +23,7 @@ class OutboxMessage:
     attempt: int
     queue: str
     kind: str = ""
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class FirstAttempt:
     queue: str
     priority: int = 0
     not_before: datetime | None = None  # None: due at once
+    request_id: str | None = None  # the request that submitted the run (orchestrator.correlation)
 
 
 def enqueue(
@@ -47,7 +49,15 @@ def enqueue(
     *,
     kind: str = "",
     priority: int = 0,
+    request_id: str | None = None,
 ) -> int:
+    """A later dispatch of a run (a retry, a resume, a re-publish). Without `request_id` it carries the
+    run's first dispatch's, so every attempt, whoever schedules it (a worker, the reconciler), logs the id
+    of the request that submitted the run."""
+    first = outbox.alias("first")
+    inherited = (
+        sa.select(first.c.request_id).where(first.c.run_id == run_id).order_by(first.c.id).limit(1)
+    ).scalar_subquery()
     values: dict[str, object] = {
         "run_id": run_id,
         "tenant_id": tenant_id,
@@ -55,6 +65,7 @@ def enqueue(
         "queue": queue,
         "kind": kind,
         "priority": priority,
+        "request_id": request_id if request_id is not None else inherited,
     }
     if not_before is not None:
         values["not_before"] = not_before
@@ -78,6 +89,7 @@ def enqueue_first_attempts(conn: Connection, runs: Sequence[FirstAttempt]) -> No
                     "kind": run.kind,
                     "priority": run.priority,
                     "due": run.not_before,
+                    "request_id": run.request_id,
                 }
                 for run in runs
             ],
