@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from orchestrator import correlation
+from orchestrator import correlation, tracing
 from orchestrator.domain.commands import Cancel, Command, CreateRun, ParkAttempt, Resume, StartAttempt
 from orchestrator.domain.decide import decide
 from orchestrator.domain.errors import DomainError, IllegalTransition
@@ -253,6 +253,7 @@ class RunService:
                         request.priority,
                         request.not_before,
                         request_id=correlation.current(),
+                        trace_context=tracing.carrier(),
                     )
                 )
             outbox.enqueue_first_attempts(conn, dispatches)

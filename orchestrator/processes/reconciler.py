@@ -74,6 +74,7 @@ class StalledDispatch:
     kind: str
     priority: int
     request_id: str | None
+    trace_context: dict[str, str] | None
 
 
 def _stalled_dispatches(engine: Engine, timeout_seconds: float) -> list[StalledDispatch]:
@@ -93,7 +94,16 @@ def _stalled_dispatches(engine: Engine, timeout_seconds: float) -> list[StalledD
         ),
     )
     query = (
-        sa.select(o.c.run_id, o.c.tenant_id, o.c.attempt, o.c.queue, o.c.kind, o.c.priority, o.c.request_id)
+        sa.select(
+            o.c.run_id,
+            o.c.tenant_id,
+            o.c.attempt,
+            o.c.queue,
+            o.c.kind,
+            o.c.priority,
+            o.c.request_id,
+            o.c.trace_context,
+        )
         .where(
             o.c.sent_at < cutoff,
             ~sa.exists().where(newer.c.run_id == o.c.run_id, newer.c.id > o.c.id),
@@ -156,6 +166,7 @@ def redispatch_stalled(service: RunService, depth: QueueDepth | None = None) -> 
                 kind=d.kind,
                 priority=d.priority,
                 request_id=d.request_id,
+                trace_context=d.trace_context,
             )
         redispatched += 1
         log.warning(

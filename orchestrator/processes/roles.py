@@ -47,13 +47,21 @@ def run_until_stopped(target: Callable[[threading.Event], None], name: str) -> N
     keep_running(target, name, stop_on_signals())
 
 
+def message_headers(message: OutboxMessage) -> dict[str, str]:
+    """What a message carries besides its ids: the request id and, with tracing on, the trace context."""
+    headers = dict(message.trace_context or {})
+    if message.request_id:
+        headers[correlation.MESSAGE_HEADER] = message.request_id
+    return headers
+
+
 def celery_publisher(settings: Settings) -> Publisher:
     app = make_celery(settings, settings.redis_url or "")
 
     def publish(message: OutboxMessage) -> None:
         # The request id rides as a message header: a worker that does not know it ignores it, where an
         # unknown task argument would fail the task.
-        headers = {correlation.MESSAGE_HEADER: message.request_id} if message.request_id else None
+        headers = message_headers(message) or None
         for _ in range(settings.relay_publish_copies):
             app.send_task(
                 EXECUTE_RUN_TASK,

@@ -12,10 +12,14 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from orchestrator import tracing
+from orchestrator.api.app import create_app
+from orchestrator.settings import Settings
 from orchestrator.store.events import RecordedEvent, read_stream
 from orchestrator.store.schema import events, outbox
 from tests.conftest import System
 from tests.services import wait_until
+from tests.unit.otel_memory import memory_exporter
 
 pytestmark = pytest.mark.usefixtures("system")
 
@@ -119,3 +123,27 @@ def test_a_submission_with_an_unusable_id_is_refused_and_creates_nothing(
     assert response.json()["detail"][0]["loc"] == ["header", "X-Correlation-ID"]
     with engine.connect() as conn:  # the log, not a read model that may lag
         assert conn.execute(sa.select(sa.func.count()).where(events.c.tenant_id == tenant)).scalar() == 0
+
+
+def test_with_tracing_on_a_submission_stores_its_request_spans_context(
+    settings: Settings, engine: Engine, auth: dict[str, str]
+) -> None:
+    """The outbox row holds the trace context the relay sends on (tests/unit/test_tracing.py follows it
+    from the message headers to the worker's span)."""
+    spans = memory_exporter()
+    try:
+        with TestClient(create_app(settings.model_copy(update={"otel_enabled": True}), engine)) as client:
+            body = {"kind": "sleep", "params": {"duration": 0}}
+            response = client.post("/v1/runs", json=body, headers=auth)
+        assert response.status_code == 201, response.text
+    finally:
+        tracing.configure(False, "orchestrator-test")
+    run_id = response.json()["id"]
+    (span,) = [s for s in spans.get_finished_spans() if s.name == "POST /v1/runs"]
+    assert span.attributes["orch.request_id"] == response.headers["x-correlation-id"]
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(outbox.c.trace_context).where(outbox.c.run_id == run_id)).scalar()
+    assert stored["traceparent"].split("-")[1:3] == [
+        f"{span.context.trace_id:032x}",
+        f"{span.context.span_id:016x}",
+    ]
