@@ -110,7 +110,14 @@ class OneLineFormatter(structlog.stdlib.ProcessorFormatter):
 def formatter(tracebacks: bool = False) -> OneLineFormatter:
     stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
     return OneLineFormatter(
-        foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name, stamp],
+        # The context bound by a request or a job (its request id, run, attempt) goes on the libraries'
+        # lines too: a Celery or uvicorn record about a task or a request names it like ours do.
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            stamp,
+        ],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _Exceptions(tracebacks),

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
+from orchestrator import correlation, tracing
 from orchestrator.domain.commands import Cancel, Command, CreateRun, ParkAttempt, Resume, StartAttempt
 from orchestrator.domain.decide import decide
 from orchestrator.domain.errors import DomainError, IllegalTransition
@@ -248,7 +249,14 @@ class RunService:
                 queue = self.settings.queue_name(JOB_KINDS[request.kind].queue)
                 dispatches.append(
                     outbox.FirstAttempt(
-                        run_id, tenant_id, request.kind, queue, request.priority, request.not_before
+                        run_id,
+                        tenant_id,
+                        request.kind,
+                        queue,
+                        request.priority,
+                        request.not_before,
+                        request_id=correlation.current(),
+                        trace_context=tracing.carrier(),
                     )
                 )
             outbox.enqueue_first_attempts(conn, dispatches)
@@ -574,10 +582,15 @@ POLICIES: dict[type[Event], Policy] = {
 
 
 def _metadata(actor: str, tenant_id: str, correlation_id: UUID) -> dict[str, Any]:
-    """Who caused the events (actor), which command (causation) and which run tree (correlation)."""
-    return {
+    """Who caused the events (actor), which command (causation), which run tree (correlation) and, when
+    one is bound, which API request (see orchestrator.correlation; a worker binds its run's)."""
+    metadata = {
         "actor": actor,
         "tenant_id": tenant_id,
         "causation_id": str(uuid.uuid4()),
         "correlation_id": str(correlation_id),
     }
+    request_id = correlation.current()
+    if request_id is not None:
+        metadata[correlation.KEY] = request_id
+    return metadata

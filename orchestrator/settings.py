@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -108,6 +108,12 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
     log_tracebacks: bool = Field(default=False, description="Print tracebacks under log lines (local use).")
+    otel_enabled: bool = Field(
+        default=False, description="OpenTelemetry spans for requests and attempts (the `otel` extra)."
+    )
+    otel_exporter: Literal["otlp", "console"] = Field(
+        default="otlp", description="Where spans go: OTLP over HTTP (OTEL_EXPORTER_OTLP_*) or stderr."
+    )
 
     # Retention of run history (`orchestrator.processes.retention`), swept by the reconciler role.
     retention_days: float = Field(

@@ -6,6 +6,7 @@ message is acknowledged and dropped; every later write names the attempt, so a z
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from uuid import UUID
 
 import structlog
 
+from orchestrator import correlation
 from orchestrator.domain.commands import (
     Command,
     ConfirmCancel,
@@ -23,7 +25,7 @@ from orchestrator.domain.commands import (
     Succeed,
 )
 from orchestrator.domain.errors import DomainError
-from orchestrator.domain.state import SHUTDOWN_REASON
+from orchestrator.domain.state import SHUTDOWN_REASON, RunState
 from orchestrator.services import RunService
 from schemas.jobs import JOB_KINDS
 from schemas.runs import ErrorCode
@@ -45,8 +47,14 @@ class LeaseKeeper(threading.Thread):
         super().__init__(daemon=True, name=f"lease-{ctx.run_id}")
         self.service, self.ctx, self.every = service, ctx, every
         self.stopped = threading.Event()
+        # A thread starts with an empty context: carry the attempt's (request id, run, tenant) over, so
+        # this thread's log lines name them as well.
+        self.context = contextvars.copy_context()
 
     def run(self) -> None:
+        self.context.run(self._keep)
+
+    def _keep(self) -> None:
         while not self.stopped.wait(self.every):
             try:
                 if not self.service.renew_lease(self.ctx.run_id, self.ctx.attempt):
@@ -64,22 +72,36 @@ class LeaseKeeper(threading.Thread):
         self.stopped.set()
 
 
-def execute(service: RunService, run_id: UUID, attempt: int, worker: str) -> str:
-    """Returns what happened: dropped, succeeded, failed, retrying, canceled or superseded."""
-    bound = log.bind(run_id=str(run_id), attempt=attempt)
+def execute(
+    service: RunService, run_id: UUID, attempt: int, worker: str, request_id: str | None = None
+) -> str:
+    """Returns what happened: dropped, succeeded, failed, retrying, canceled or superseded.
+
+    The delivery's request id, run and attempt (and the tenant once known) are bound for its whole
+    course: every log line of it, the job's and the libraries' included, names them, and every event it
+    appends records the request id."""
+    with correlation.bound(request_id, run_id=str(run_id), attempt=attempt):
+        return _execute(service, run_id, attempt, worker)
+
+
+def _execute(service: RunService, run_id: UUID, attempt: int, worker: str) -> str:
     try:
         started = retried(lambda: service.start_attempt(run_id, attempt, worker), 5.0)  # a blip
     except TRANSIENT as exc:
         # The database stayed away: nothing started, so the reconciler publishes this dispatch again
         # once it is overdue. One line, and no exception for Celery to log with its SQL.
         code = ErrorCode.SERVICE_UNAVAILABLE.value
-        bound.warning("attempt.start_failed", error_code=code, error_type=type(exc).__name__)
+        log.warning("attempt.start_failed", error_code=code, error_type=type(exc).__name__)
         return "dropped"
     if started is None:
-        bound.info("delivery.dropped")
+        log.info("delivery.dropped")
         return "dropped"
     state = started.state
-    bound = bound.bind(tenant_id=state.tenant_id, kind=state.kind)
+    with structlog.contextvars.bound_contextvars(tenant_id=state.tenant_id, kind=state.kind):
+        return _attempt(service, state, run_id, attempt, worker)
+
+
+def _attempt(service: RunService, state: RunState, run_id: UUID, attempt: int, worker: str) -> str:
     ctx = JobContext(
         service,
         run_id,
@@ -100,17 +122,17 @@ def execute(service: RunService, run_id: UUID, attempt: int, worker: str) -> str
         shutdown.set_executing(False)
     try:
         if command is None:
-            bound.warning("attempt.superseded")
+            log.warning("attempt.superseded")
             return outcome
         # The lease is still renewed while this write is retried, so the run is not taken over.
         end = command
         retried(lambda: service.execute(run_id, end, actor=worker), service.settings.lease_seconds)
     except DomainError as exc:
-        bound.warning("attempt.end_rejected", reason=str(exc))
+        log.warning("attempt.end_rejected", reason=str(exc))
         return "superseded"
     finally:
         keeper.stop()
-    bound.info("attempt.ended", outcome=outcome)
+    log.info("attempt.ended", outcome=outcome)
     if outcome == "interrupted":
         shutdown.exit_after_interrupt()
     return outcome

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from orchestrator import tracing
 from orchestrator.api import (
     bulk,
     corpus_jobs,
@@ -23,10 +24,12 @@ from orchestrator.api import (
     ui,
     workflows,
 )
+from orchestrator.api.correlation import RequestId
 from orchestrator.api.guards import RequestGuard
 from orchestrator.api.ratelimit import RateLimiter, SharedRateLimiter
 from orchestrator.api.shared_limits import SharedRedis, namespace_of
 from orchestrator.api.surfaces import data_products, list_jobs, task_runs, taxonomy, taxonomy_tree
+from orchestrator.api.tracing import NO_NATIVE_TELEMETRY, Traced
 from orchestrator.api.unhandled import CatchAll
 from orchestrator.services import RunService
 from orchestrator.settings import Settings
@@ -45,6 +48,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         lifespan=sse.lifespan,
         docs_url=None,  # served by `docs` from local files instead of a CDN
         redoc_url=None,
+        telemetry=NO_NATIVE_TELEMETRY,
     )
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
@@ -83,5 +87,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         upload_paths=(features.PATH,),
         path_max_bytes={"/v1/records": settings.records_max_body_bytes},
     )
-    app.add_middleware(CatchAll)  # outermost of ours: nothing reaches uvicorn as an exception
+    app.add_middleware(CatchAll)  # nothing reaches uvicorn as an exception
+    if tracing.configure(settings.otel_enabled, "orchestrator-api", settings.otel_exporter):
+        app.add_middleware(Traced)
+    app.add_middleware(RequestId)  # outermost of ours: every answer, CatchAll's 500 too, carries the id
     return app

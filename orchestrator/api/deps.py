@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
+import structlog
 from fastapi import Depends, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -94,6 +95,7 @@ async def authenticate(
     # Async on purpose: a context variable set here is seen by the endpoint and its threads, and
     # every transaction they begin runs under row-level security for these tenants.
     tenancy.scope_to(record.tenants)
+    structlog.contextvars.bind_contextvars(tenant_id=record.tenant_id)  # the request's lines from here on
     return Principal(
         tenant_id=record.tenant_id, key_prefix=record.prefix, tenants=record.tenants, key_name=record.name
     )

@@ -73,6 +73,8 @@ class StalledDispatch:
     queue: str
     kind: str
     priority: int
+    request_id: str | None
+    trace_context: dict[str, str] | None
 
 
 def _stalled_dispatches(engine: Engine, timeout_seconds: float) -> list[StalledDispatch]:
@@ -92,7 +94,16 @@ def _stalled_dispatches(engine: Engine, timeout_seconds: float) -> list[StalledD
         ),
     )
     query = (
-        sa.select(o.c.run_id, o.c.tenant_id, o.c.attempt, o.c.queue, o.c.kind, o.c.priority)
+        sa.select(
+            o.c.run_id,
+            o.c.tenant_id,
+            o.c.attempt,
+            o.c.queue,
+            o.c.kind,
+            o.c.priority,
+            o.c.request_id,
+            o.c.trace_context,
+        )
         .where(
             o.c.sent_at < cutoff,
             ~sa.exists().where(newer.c.run_id == o.c.run_id, newer.c.id > o.c.id),
@@ -145,9 +156,22 @@ def redispatch_stalled(service: RunService, depth: QueueDepth | None = None) -> 
         if d.queue in deferred:
             continue
         with service.engine.begin() as conn:
-            outbox.enqueue(conn, d.run_id, d.tenant_id, d.attempt, d.queue, kind=d.kind, priority=d.priority)
+            # The copy keeps the request id of the dispatch it replaces: the attempt still logs it.
+            outbox.enqueue(
+                conn,
+                d.run_id,
+                d.tenant_id,
+                d.attempt,
+                d.queue,
+                kind=d.kind,
+                priority=d.priority,
+                request_id=d.request_id,
+                trace_context=d.trace_context,
+            )
         redispatched += 1
-        log.warning("reconciler.redispatched", run_id=str(d.run_id), attempt=d.attempt)
+        log.warning(
+            "reconciler.redispatched", run_id=str(d.run_id), attempt=d.attempt, request_id=d.request_id
+        )
     return redispatched
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import structlog
 from sqlalchemy.engine import Engine
 
+from orchestrator import correlation
 from orchestrator.processes.broker import EXECUTE_RUN_TASK, make_celery, queue_depth
 from orchestrator.processes.reconciler import run_reconciler
 from orchestrator.processes.relay import DispatchCaps, Publisher, run_relay
@@ -46,15 +47,27 @@ def run_until_stopped(target: Callable[[threading.Event], None], name: str) -> N
     keep_running(target, name, stop_on_signals())
 
 
+def message_headers(message: OutboxMessage) -> dict[str, str]:
+    """What a message carries besides its ids: the request id and, with tracing on, the trace context."""
+    headers = dict(message.trace_context or {})
+    if message.request_id:
+        headers[correlation.MESSAGE_HEADER] = message.request_id
+    return headers
+
+
 def celery_publisher(settings: Settings) -> Publisher:
     app = make_celery(settings, settings.redis_url or "")
 
     def publish(message: OutboxMessage) -> None:
+        # The request id rides as a message header: a worker that does not know it ignores it, where an
+        # unknown task argument would fail the task.
+        headers = message_headers(message) or None
         for _ in range(settings.relay_publish_copies):
             app.send_task(
                 EXECUTE_RUN_TASK,
                 kwargs={"run_id": str(message.run_id), "attempt": message.attempt, "outbox_id": message.id},
                 queue=message.queue,
+                headers=headers,
             )
 
     return publish

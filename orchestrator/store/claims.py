@@ -36,10 +36,12 @@ _CANDIDATES = sa.text(
             ORDER BY o.tenant_id, o.kind LIMIT 1
         ) n
     )
-    SELECT c.id, c.run_id, c.tenant_id, c.attempt, c.queue, c.kind, c.priority, c.not_before,
+    SELECT c.id, c.run_id, c.tenant_id, c.attempt, c.queue, c.kind, c.priority, c.not_before, c.request_id,
+           c.trace_context,
            EXISTS (SELECT 1 FROM dispatch_slots s WHERE s.run_id = c.run_id) AS holds_slot
     FROM groups g CROSS JOIN LATERAL (
-        SELECT o.id, o.run_id, o.tenant_id, o.attempt, o.queue, o.kind, o.priority, o.not_before
+        SELECT o.id, o.run_id, o.tenant_id, o.attempt, o.queue, o.kind, o.priority, o.not_before,
+               o.request_id, o.trace_context
         FROM outbox o
         WHERE o.tenant_id = g.tenant_id AND o.kind = g.kind AND o.sent_at IS NULL AND o.not_before <= now()
         ORDER BY o.priority DESC, o.not_before, o.id
@@ -90,6 +92,15 @@ def claim_fair(
     )
     by_id = {row.id: row for row in rows}
     return [
-        OutboxMessage(row.id, row.run_id, row.tenant_id, row.attempt, row.queue, row.kind)
+        OutboxMessage(
+            row.id,
+            row.run_id,
+            row.tenant_id,
+            row.attempt,
+            row.queue,
+            row.kind,
+            row.request_id,
+            row.trace_context,
+        )
         for row in (by_id[i] for i in chosen if i in locked)
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -23,6 +24,8 @@ class OutboxMessage:
     attempt: int
     queue: str
     kind: str = ""
+    request_id: str | None = None
+    trace_context: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class FirstAttempt:
     queue: str
     priority: int = 0
     not_before: datetime | None = None  # None: due at once
+    request_id: str | None = None  # the request that submitted the run (orchestrator.correlation)
+    trace_context: dict[str, str] | None = None  # its span's, when tracing is on (orchestrator.tracing)
 
 
 def enqueue(
@@ -47,7 +52,19 @@ def enqueue(
     *,
     kind: str = "",
     priority: int = 0,
+    request_id: str | None = None,
+    trace_context: dict[str, str] | None = None,
 ) -> int:
+    """A later dispatch of a run (a retry, a resume, a re-publish). Without `request_id` and
+    `trace_context` it carries the run's first dispatch's, so every attempt, whoever schedules it (a
+    worker, the reconciler), logs the id of the request that submitted the run and traces under it."""
+
+    def inherited(column: str) -> Any:
+        first = outbox.alias("first")
+        return (
+            sa.select(first.c[column]).where(first.c.run_id == run_id).order_by(first.c.id).limit(1)
+        ).scalar_subquery()
+
     values: dict[str, object] = {
         "run_id": run_id,
         "tenant_id": tenant_id,
@@ -55,6 +72,8 @@ def enqueue(
         "queue": queue,
         "kind": kind,
         "priority": priority,
+        "request_id": request_id if request_id is not None else inherited("request_id"),
+        "trace_context": trace_context if trace_context is not None else inherited("trace_context"),
     }
     if not_before is not None:
         values["not_before"] = not_before
@@ -78,6 +97,8 @@ def enqueue_first_attempts(conn: Connection, runs: Sequence[FirstAttempt]) -> No
                     "kind": run.kind,
                     "priority": run.priority,
                     "due": run.not_before,
+                    "request_id": run.request_id,
+                    "trace_context": run.trace_context,
                 }
                 for run in runs
             ],

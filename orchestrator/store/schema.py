@@ -48,6 +48,10 @@ outbox = sa.Table(
     # The run's kind and priority, for per-kind limits and the order within a tenant (migration 0013).
     sa.Column("kind", sa.Text, nullable=False, server_default=""),
     sa.Column("priority", sa.SmallInteger, nullable=False, server_default="0"),
+    # The id of the API request that created the run, for the worker's logs and events (migration 0017).
+    sa.Column("request_id", sa.Text),
+    # The submitting request's trace context (W3C headers), when tracing is on (migration 0017).
+    sa.Column("trace_context", JSONB),
     sa.Index("outbox_unsent_idx", "not_before", "id", postgresql_where=sa.text("sent_at IS NULL")),
     sa.Index("outbox_run_idx", "run_id"),
     sa.Index("outbox_sent_idx", "sent_at", postgresql_where=sa.text("sent_at IS NOT NULL")),

@@ -47,6 +47,10 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     ),
     # Metrics read the store and the projections' names; the HTTP layer mounts them, never the reverse.
     "orchestrator.metrics": ("orchestrator.api", "orchestrator.services", "orchestrator.cli", "workers"),
+    # The request id is a leaf: the API, the write path, the relay and the workers all carry it.
+    "orchestrator.correlation": ("orchestrator.", "workers"),
+    # Tracing is optional and a leaf like it: OpenTelemetry is loaded only once it is turned on.
+    "orchestrator.tracing": ("orchestrator.", "workers"),
     # The process-wide instruments are a leaf: the store times its appends with them.
     "orchestrator.metrics.process": ("orchestrator.", "workers"),
     # Dataset work without I/O: chunking, parsing, the tasks. Pure like the domain.
