@@ -12,7 +12,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -130,6 +130,11 @@ class Outcome:
         return self.stream[-1].position
 
 
+def validate_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A submission's kind and params as every submission checks them; InvalidRequest when they fail."""
+    return _validate_params(kind, params)
+
+
 def _validate_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     job = JOB_KINDS.get(kind)
     if job is None:
@@ -172,10 +177,11 @@ class RunService:
         self.settings = settings
 
     # ---- submission -------------------------------------------------------------------------------
-    def submit(self, request: SubmitRequest) -> Outcome:
+    def submit(self, request: SubmitRequest, conn: Connection | None = None) -> Outcome:
         """Record RunCreated and its dispatch intent in one transaction (no dual write). With an
-        idempotency key, a retry answers the run the first request created."""
-        return self._submit_all([request], lambda _index: ["body"])[0]
+        idempotency key, a retry answers the run the first request created. With `conn`, in the caller's
+        transaction (the scheduler's, which records the firing with it); the commit is then the caller's."""
+        return self._submit_all([request], lambda _index: ["body"], conn)[0]
 
     def submit_batch(self, requests: Sequence[SubmitRequest]) -> list[Outcome]:
         """Submit many runs atomically: all are recorded, with their dispatch intents, in one transaction
@@ -183,7 +189,12 @@ class RunService:
         whose key an earlier request used answers that request's run. Outcomes are in request order."""
         return self._submit_all(requests, lambda index: ["body", "runs", index])
 
-    def _submit_all(self, requests: Sequence[SubmitRequest], at: Callable[[int], list[Any]]) -> list[Outcome]:
+    def _submit_all(
+        self,
+        requests: Sequence[SubmitRequest],
+        at: Callable[[int], list[Any]],
+        within: Connection | None = None,
+    ) -> list[Outcome]:
         """The one submission path; `at(i)` is where request i's fields sit in the body, for errors."""
         invalid: list[dict[str, Any]] = []
         params: list[dict[str, Any]] = []
@@ -220,7 +231,8 @@ class RunService:
             for request, run_id in zip(requests, run_ids, strict=True)
             if request.idempotency_key is not None
         }
-        with _store_errors(), self.engine.begin() as conn:
+        transaction = nullcontext(within) if within is not None else self.engine.begin()
+        with _store_errors(), transaction as conn:
             try:
                 earlier = idempotency.claim_many(conn, tenant_id, claims)
             except idempotency.KeyReused as exc:

@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=30.0, gt=0)
     lease_renew_seconds: float = Field(default=5.0, gt=0)
     reconcile_interval_seconds: float = Field(default=15.0, gt=0)
+    scheduler_interval_seconds: float = Field(
+        default=10.0, gt=0, description="How often the reconciler's scheduler fires due recurring schedules."
+    )
+    schedule_grace_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A schedule's slot older than this when the scheduler reaches it was missed: its "
+        "`missed` policy decides (`skip`, or `catch_up_one`: one run for the backlog).",
+    )
     dispatch_timeout_seconds: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(default=3, ge=1, le=100)
     retry_base_seconds: float = Field(default=2.0, gt=0)
