@@ -11,7 +11,7 @@ from fastapi import APIRouter, Response
 
 from orchestrator.api.deps import EngineDep, PrincipalDep
 from orchestrator.api.errors import NotFound, responses
-from orchestrator.domain.schedule import cron_problem
+from orchestrator.cron import cron_problem
 from orchestrator.services import InvalidRequest, validate_params
 from orchestrator.store import schedules
 from schemas.schedules import (

@@ -19,6 +19,7 @@ from uuid import UUID
 import structlog
 from sqlalchemy.engine import Connection
 
+from orchestrator.cron import Cron
 from orchestrator.domain.schedule import decide
 from orchestrator.services import InvalidRequest, RunService, SubmitRequest
 from orchestrator.store import schedules
@@ -56,7 +57,7 @@ def tick(service: RunService, now: datetime, limit: int = _BATCH) -> TickReport:
             if not due:
                 break
             schedule = due[0]
-            decision = decide(schedule.cron, schedule.next_due_at or now, schedule.missed, now, grace)
+            decision = decide(Cron(schedule.cron), schedule.next_due_at or now, schedule.missed, now, grace)
             if decision is None:  # not due after all (cannot happen: lock_due chose it by next_due_at)
                 break
             run_id = None

@@ -15,7 +15,8 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from orchestrator.domain.schedule import Decision, MissedPolicy, next_after
+from orchestrator.cron import Cron
+from orchestrator.domain.schedule import Decision, MissedPolicy
 from orchestrator.store.events import append
 from orchestrator.store.schema import schedules
 from schemas.events import (
@@ -96,7 +97,7 @@ def create(conn: Connection, tenant_id: str, new: NewSchedule, now: datetime, ac
             id=schedule_id,
             tenant_id=tenant_id,
             **new.__dict__,
-            next_due_at=next_after(new.cron, now) if new.enabled else None,
+            next_due_at=Cron(new.cron).after(now) if new.enabled else None,
             version=1,
         )
         .returning(*schedules.c)
@@ -134,7 +135,7 @@ def set_enabled(
         .where(schedules.c.id == schedule_id)
         .values(
             enabled=enabled,
-            next_due_at=next_after(schedule.cron, now) if enabled else None,
+            next_due_at=Cron(schedule.cron).after(now) if enabled else None,
             version=schedule.version + 1,
             updated_at=sa.func.clock_timestamp(),
         )

@@ -8,11 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.domain.schedule import cron_problem, decide, next_after
+from orchestrator.cron import Cron, cron_problem
+from orchestrator.domain.schedule import decide
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 GRACE = timedelta(minutes=2)
-EVERY_5 = "*/5 * * * *"
+EVERY_5 = Cron("*/5 * * * *")
 
 
 @pytest.mark.parametrize("expression", ["* * * * *", "*/15 9-17 * * 1-5", "0 0 1 1 *", " 5  4 * * * "])
@@ -48,31 +49,31 @@ def test_after_an_outage_skip_fires_nothing_and_catch_up_one_fires_the_latest_sl
 
 
 def test_next_after_is_strictly_after() -> None:
-    assert next_after(EVERY_5, START) == START + timedelta(minutes=5)
-    assert next_after(EVERY_5, START + timedelta(seconds=1)) == START + timedelta(minutes=5)
+    assert EVERY_5.after(START) == START + timedelta(minutes=5)
+    assert EVERY_5.after(START + timedelta(seconds=1)) == START + timedelta(minutes=5)
 
 
-_EXPRESSIONS = st.sampled_from(["* * * * *", EVERY_5, "7 * * * *", "0 */6 * * *", "30 9 * * 1-5"])
+_CALENDARS = st.sampled_from(
+    [Cron(e) for e in ("* * * * *", "*/5 * * * *", "7 * * * *", "0 */6 * * *", "30 9 * * 1-5")]
+)
 
 
 @settings(max_examples=200, deadline=None)
 @given(
-    expression=_EXPRESSIONS,
+    calendar=_CALENDARS,
     policy=st.sampled_from(["skip", "catch_up_one"]),
     steps=st.lists(st.integers(min_value=0, max_value=6 * 3600), min_size=1, max_size=12),
 )
-def test_ticking_through_time_never_fires_a_slot_twice(
-    expression: str, policy: str, steps: list[int]
-) -> None:
+def test_ticking_through_time_never_fires_a_slot_twice(calendar: Cron, policy: str, steps: list[int]) -> None:
     """Whatever the gaps between ticks: each slot is fired or missed at most once, fired slots only move
     forward, every due slot is accounted for, skip never fires a late slot, catch_up_one fires once a tick."""
-    next_due = next_after(expression, START)
+    next_due = calendar.after(START)
     now = START
     fired: list[datetime] = []
     accounted = 0
     for step in steps:
         now += timedelta(seconds=step)
-        decision = decide(expression, next_due, policy, now, GRACE)  # type: ignore[arg-type]
+        decision = decide(calendar, next_due, policy, now, GRACE)  # type: ignore[arg-type]
         if decision is None:
             assert next_due > now
             continue
@@ -80,7 +81,7 @@ def test_ticking_through_time_never_fires_a_slot_twice(
         slot = next_due
         while slot <= now:
             due_count += 1
-            slot = next_after(expression, slot)
+            slot = calendar.after(slot)
         assert decision.missed + (decision.fire is not None) == due_count
         accounted += due_count
         if policy == "catch_up_one":
