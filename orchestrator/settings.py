@@ -171,6 +171,17 @@ class Settings(BaseSettings):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _grace_covers_a_tick(self) -> Self:
+        """A slot is always at least one scheduler interval old when a tick reaches it: a shorter grace would
+        count on-time slots as missed, and a `skip` schedule would never fire."""
+        if self.schedule_grace_seconds < self.scheduler_interval_seconds:
+            raise ValueError(
+                f"ORCH_SCHEDULE_GRACE_SECONDS ({self.schedule_grace_seconds:g}) must be at least "
+                f"ORCH_SCHEDULER_INTERVAL_SECONDS ({self.scheduler_interval_seconds:g})"
+            )
+        return self
+
     def retention_days_for(self, tenant_id: str) -> float:
         """The tenant's retention period in days (0: keep forever)."""
         return self.retention_tenant_days.get(tenant_id, self.retention_days)

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from orchestrator.cron import Cron
 from orchestrator.domain.schedule import decide
-from orchestrator.services import InvalidRequest, RunService, SubmitRequest
+from orchestrator.services import IdempotencyConflict, InvalidRequest, RunService, SubmitRequest
 from orchestrator.store import schedules
 from schemas.schedules import SCHEDULE_LABEL
 
@@ -39,7 +39,7 @@ def _utcnow() -> datetime:
 class TickReport:
     fired: int = 0
     skipped: int = 0  # slots not fired, over all schedules
-    failed: int = 0  # schedules whose run could not be submitted (their kind or params no longer valid)
+    failed: int = 0  # schedules whose run was refused, or whose transaction failed
 
 
 def idempotency_key(schedule_id: object, due_at: datetime) -> str:
@@ -48,38 +48,58 @@ def idempotency_key(schedule_id: object, due_at: datetime) -> str:
 
 def tick(service: RunService, now: datetime, limit: int = _BATCH) -> TickReport:
     """Handle the schedules due by `now`, each in a transaction of its own, at most `limit` of them (the
-    next tick goes on with the rest)."""
+    next tick goes on with the rest). A schedule whose transaction fails is left due for the next tick and
+    passed over for the rest of this one, so one tenant's broken schedule never holds up the others."""
     report = TickReport()
     grace = timedelta(seconds=service.settings.schedule_grace_seconds)
+    passed_over: set[UUID] = set()
     for _ in range(limit):
-        with service.engine.begin() as conn:
-            due = schedules.lock_due(conn, now, 1)
-            if not due:
-                break
-            schedule = due[0]
-            decision = decide(Cron(schedule.cron), schedule.next_due_at or now, schedule.missed, now, grace)
-            if decision is None:  # not due after all (cannot happen: lock_due chose it by next_due_at)
-                break
-            run_id = None
-            if decision.fire is not None:
-                try:
-                    # A savepoint: a refused submission leaves the tick's own writes standing.
-                    with conn.begin_nested():
-                        run_id = _submit(service, conn, schedule, decision.fire)
-                except InvalidRequest as exc:
-                    log.error("scheduler.submit_refused", schedule_id=str(schedule.id), errors=exc.errors)
-                    decision = replace(
-                        decision, fire=None, missed=decision.missed + 1, last_missed=decision.fire
-                    )
-                    report.failed += 1
-            schedules.record_decision(conn, schedule, decision, run_id)
-        report.fired += run_id is not None
-        report.skipped += decision.missed
-        if run_id is not None:
-            log.info(
-                "scheduler.fired", schedule_id=str(schedule.id), run_id=str(run_id), due_at=str(decision.fire)
+        try:
+            with service.engine.begin() as conn:
+                due = schedules.lock_due(conn, now, 1, exclude=passed_over)
+                if not due:
+                    break
+                schedule = due[0]
+                passed_over.add(schedule.id)
+                _handle(service, conn, schedule, now, grace, report)
+        except Exception as exc:  # this schedule again next tick; the others now
+            log.error(
+                "scheduler.schedule_failed", schedule_id=str(schedule.id), error_type=type(exc).__name__
             )
+            report.failed += 1
     return report
+
+
+def _handle(
+    service: RunService,
+    conn: Connection,
+    schedule: schedules.ScheduleRecord,
+    now: datetime,
+    grace: timedelta,
+    report: TickReport,
+) -> None:
+    decision = decide(Cron(schedule.cron), schedule.next_due_at or now, schedule.missed, now, grace)
+    if decision is None:  # lock_due chose it by next_due_at <= now, so something is due
+        return
+    run_id = None
+    if decision.fire is not None:
+        try:
+            # A savepoint: a refused submission leaves the tick's own writes standing, and the slot is
+            # recorded as missed instead of being tried again forever.
+            with conn.begin_nested():
+                run_id = _submit(service, conn, schedule, decision.fire)
+        except (InvalidRequest, IdempotencyConflict) as exc:
+            # Its kind or params no longer valid in this deployment, or the tenant itself used the key.
+            log.error("scheduler.submit_refused", schedule_id=str(schedule.id), error=str(exc))
+            decision = replace(decision, fire=None, missed=decision.missed + 1, last_missed=decision.fire)
+            report.failed += 1
+    schedules.record_decision(conn, schedule, decision, run_id)
+    report.skipped += decision.missed
+    if run_id is not None:
+        report.fired += 1
+        log.info(
+            "scheduler.fired", schedule_id=str(schedule.id), run_id=str(run_id), due_at=str(decision.fire)
+        )
 
 
 def _submit(

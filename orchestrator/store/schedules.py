@@ -6,7 +6,7 @@ Reads and writes are always by tenant (row-level security is the second wall).""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -154,9 +154,12 @@ def delete(conn: Connection, tenant_id: str, schedule_id: UUID, actor: str) -> b
     return True
 
 
-def lock_due(conn: Connection, now: datetime, limit: int) -> list[ScheduleRecord]:
-    """Enabled schedules due by `now`, of every tenant, locked until the caller's transaction ends; rows
-    another transaction holds are passed over, so a concurrent tick never handles one schedule twice."""
+def lock_due(
+    conn: Connection, now: datetime, limit: int, exclude: Collection[UUID] = ()
+) -> list[ScheduleRecord]:
+    """Enabled schedules due by `now`, of every tenant, but not `exclude`, locked until the caller's
+    transaction ends; rows another transaction holds are passed over, so two ticks never handle one
+    schedule at once (and the second finds it no longer due once the first commits)."""
     query = (
         sa.select(schedules)
         .where(schedules.c.enabled, schedules.c.next_due_at <= now)
@@ -164,6 +167,8 @@ def lock_due(conn: Connection, now: datetime, limit: int) -> list[ScheduleRecord
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    if exclude:
+        query = query.where(schedules.c.id.not_in(list(exclude)))
     return [ScheduleRecord.from_row(row._mapping) for row in conn.execute(query)]
 
 

@@ -4,6 +4,7 @@ them; the tests move time to their slot instead."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,10 +15,11 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from orchestrator.processes.scheduler import tick
+from orchestrator.processes.scheduler import idempotency_key, run_scheduler, tick
 from orchestrator.services import RunService
 from orchestrator.store.events import read_stream
 from orchestrator.store.schema import events
+from tests.services import wait_until
 
 SCHEDULES = "/v1/schedules"
 YEARLY = "0 0 1 1 *"
@@ -153,3 +155,39 @@ def test_another_tenant_cannot_see_or_change_a_schedule(
     assert app_client.delete(url, headers=auth).status_code == 204
     assert app_client.get(url, headers=auth).status_code == 404
     assert stream_types(engine, view["id"])[-1] == "ScheduleDeleted"
+
+
+def test_a_slot_whose_key_the_tenant_used_is_missed_and_other_schedules_still_fire(
+    app_client: TestClient, auth: dict[str, str], service: RunService, engine: Engine
+) -> None:
+    """A tenant cannot stall the scheduler by taking a slot's idempotency key with another request."""
+    taken = create(app_client, auth, name="taken")
+    other = create(app_client, auth, name="other")
+    key = idempotency_key(UUID(taken["id"]), due(taken))
+    squatted = app_client.post(
+        "/v1/runs", json={"kind": "sleep", "labels": {"mine": "1"}}, headers={**auth, "Idempotency-Key": key}
+    )
+    assert squatted.status_code == 201, squatted.text
+    report = tick(service, due(taken) + timedelta(seconds=1))
+    assert report.failed >= 1
+    assert runs_of(engine, taken["id"]) == []
+    assert stream_types(engine, taken["id"]) == ["ScheduleCreated", "ScheduleSkipped"]
+    assert len(runs_of(engine, other["id"])) == 1
+    after = app_client.get(f"{SCHEDULES}/{taken['id']}", headers=auth).json()
+    assert due(after) > due(taken)  # it moved on to its next slot
+
+
+def test_the_scheduler_loop_ticks_on_its_clock_until_stopped(
+    app_client: TestClient, auth: dict[str, str], service: RunService, engine: Engine
+) -> None:
+    view = create(app_client, auth)
+    stop = threading.Event()
+    loop = threading.Thread(target=run_scheduler, args=(service, stop, lambda: due(view)), daemon=True)
+    loop.start()
+    try:
+        wait_until(lambda: runs_of(engine, view["id"]), message="the scheduled run")
+    finally:
+        stop.set()
+        loop.join(timeout=30)
+    assert not loop.is_alive()
+    assert len(runs_of(engine, view["id"])) == 1
