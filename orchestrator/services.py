@@ -38,7 +38,7 @@ from orchestrator.store.events import (
     append_new_streams,
     has_event,
     lock_stream,
-    read_stream,
+    read_run_stream,
     read_streams,
 )
 from orchestrator.workflows.outcomes import ChildOutcome, summarize
@@ -300,7 +300,7 @@ class RunService:
         is finished or being canceled takes no new child (a cascading cancel could miss it)."""
         assert request.parent_id is not None
         children.hold_for_new_child(conn, request.parent_id)
-        recorded = read_stream(conn, request.parent_id, tenant_id=request.tenant_id)
+        recorded = read_run_stream(conn, request.parent_id, tenant_id=request.tenant_id)
         if not recorded:
             raise InvalidRequest(
                 [{"loc": ["body", "parent_run_id"], "msg": "parent run not found", "type": "value_error"}]
@@ -319,7 +319,7 @@ class RunService:
         attributes whose RunCreated names the old one (`retry_of`). The old run's log stays as it is: events
         are facts. Top-level because the old run's parent has usually finished and would take no child."""
         with _store_errors(), self.engine.connect() as conn:
-            stream = read_stream(conn, run_id, tenant_id=tenant_id)
+            stream = read_run_stream(conn, run_id, tenant_id=tenant_id)
         if not stream:
             raise RunNotFound(str(run_id))
         old = fold(r.to_event() for r in stream)
@@ -397,7 +397,7 @@ class RunService:
         self, conn: Connection, run_id: UUID, command: Command, tenant_id: str | None, actor: str
     ) -> Outcome:
         lock_stream(conn, run_id)
-        stored = read_stream(conn, run_id, tenant_id=tenant_id)
+        stored = read_run_stream(conn, run_id, tenant_id=tenant_id)
         if not stored:
             raise RunNotFound(str(run_id))
         state = fold(r.to_event() for r in stored)
@@ -441,7 +441,7 @@ class RunService:
         """Resume the run if it is parked and every child it awaits has ended (`ended` counts as ended: its
         terminal event is being written in this very transaction). Takes the run's stream lock first."""
         lock_stream(conn, run_id)
-        stored = read_stream(conn, run_id, tenant_id=tenant_id)
+        stored = read_run_stream(conn, run_id, tenant_id=tenant_id)
         if not stored:
             return False
         state = fold(r.to_event() for r in stored)

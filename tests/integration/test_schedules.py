@@ -191,3 +191,19 @@ def test_the_scheduler_loop_ticks_on_its_clock_until_stopped(
         loop.join(timeout=30)
     assert not loop.is_alive()
     assert len(runs_of(engine, view["id"])) == 1
+
+
+def test_a_schedule_id_is_no_run_id(app_client: TestClient, auth: dict[str, str]) -> None:
+    """Schedules share the event log with runs; no run route takes a schedule's stream for a run."""
+    view = create(app_client, auth)
+    run = f"/v1/runs/{view['id']}"
+    for method, url in [
+        ("GET", run),
+        ("GET", f"{run}/events"),
+        ("GET", f"{run}/stream"),
+        ("POST", f"{run}/cancel"),
+        ("POST", f"{run}:retry"),
+    ]:
+        assert app_client.request(method, url, headers=auth).status_code == 404, (method, url)
+    child = app_client.post("/v1/runs", json={"kind": "sleep", "parent_run_id": view["id"]}, headers=auth)
+    assert child.status_code == 422, child.text
