@@ -12,7 +12,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,7 +40,7 @@ from orchestrator.store.events import (
     append_new_streams,
     has_event,
     lock_stream,
-    read_stream,
+    read_run_stream,
     read_stream_from_version,
     read_streams,
 )
@@ -133,6 +133,11 @@ class Outcome:
         return self.stream[-1].position
 
 
+def validate_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A submission's kind and params as every submission checks them; InvalidRequest when they fail."""
+    return _validate_params(kind, params)
+
+
 def _validate_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     job = JOB_KINDS.get(kind)
     if job is None:
@@ -176,10 +181,11 @@ class RunService:
         self._folded = FoldedStates()
 
     # ---- submission -------------------------------------------------------------------------------
-    def submit(self, request: SubmitRequest) -> Outcome:
+    def submit(self, request: SubmitRequest, conn: Connection | None = None) -> Outcome:
         """Record RunCreated and its dispatch intent in one transaction (no dual write). With an
-        idempotency key, a retry answers the run the first request created."""
-        return self._submit_all([request], lambda _index: ["body"])[0]
+        idempotency key, a retry answers the run the first request created. With `conn`, in the caller's
+        transaction (the scheduler's, which records the firing with it); the commit is then the caller's."""
+        return self._submit_all([request], lambda _index: ["body"], conn)[0]
 
     def submit_batch(self, requests: Sequence[SubmitRequest]) -> list[Outcome]:
         """Submit many runs atomically: all are recorded, with their dispatch intents, in one transaction
@@ -187,7 +193,12 @@ class RunService:
         whose key an earlier request used answers that request's run. Outcomes are in request order."""
         return self._submit_all(requests, lambda index: ["body", "runs", index])
 
-    def _submit_all(self, requests: Sequence[SubmitRequest], at: Callable[[int], list[Any]]) -> list[Outcome]:
+    def _submit_all(
+        self,
+        requests: Sequence[SubmitRequest],
+        at: Callable[[int], list[Any]],
+        within: Connection | None = None,
+    ) -> list[Outcome]:
         """The one submission path; `at(i)` is where request i's fields sit in the body, for errors."""
         invalid: list[dict[str, Any]] = []
         params: list[dict[str, Any]] = []
@@ -224,7 +235,8 @@ class RunService:
             for request, run_id in zip(requests, run_ids, strict=True)
             if request.idempotency_key is not None
         }
-        with _store_errors(), self.engine.begin() as conn:
+        transaction = nullcontext(within) if within is not None else self.engine.begin()
+        with _store_errors(), transaction as conn:
             try:
                 earlier = idempotency.claim_many(conn, tenant_id, claims)
             except idempotency.KeyReused as exc:
@@ -299,7 +311,7 @@ class RunService:
         is finished or being canceled takes no new child (a cascading cancel could miss it)."""
         assert request.parent_id is not None
         children.hold_for_new_child(conn, request.parent_id)
-        recorded = read_stream(conn, request.parent_id, tenant_id=request.tenant_id)
+        recorded = read_run_stream(conn, request.parent_id, tenant_id=request.tenant_id)
         if not recorded:
             raise InvalidRequest(
                 [{"loc": ["body", "parent_run_id"], "msg": "parent run not found", "type": "value_error"}]
@@ -318,7 +330,7 @@ class RunService:
         attributes whose RunCreated names the old one (`retry_of`). The old run's log stays as it is: events
         are facts. Top-level because the old run's parent has usually finished and would take no child."""
         with _store_errors(), self.engine.connect() as conn:
-            stream = read_stream(conn, run_id, tenant_id=tenant_id)
+            stream = read_run_stream(conn, run_id, tenant_id=tenant_id)
         if not stream:
             raise RunNotFound(str(run_id))
         old = fold(r.to_event() for r in stream)
@@ -414,6 +426,7 @@ class RunService:
         whole_stream: bool,
     ) -> Outcome:
         lock_stream(conn, run_id)
+        # A folded state is only ever a run's (put from a run's stream), so its tail needs no check of kind.
         folded = None if whole_stream or tenant_id is not None else self._folded.get(run_id)
         tail = read_stream_from_version(conn, run_id, folded.version) if folded else []
         if folded and tail and tail[0].version == folded.version:
@@ -421,7 +434,7 @@ class RunService:
             stored = tail
             state = fold((r.to_event() for r in tail[1:]), folded)
         else:
-            stored = read_stream(conn, run_id, tenant_id=tenant_id)
+            stored = read_run_stream(conn, run_id, tenant_id=tenant_id)
             if not stored:
                 self._folded.forget(run_id)
                 raise RunNotFound(str(run_id))
@@ -466,7 +479,7 @@ class RunService:
         """Resume the run if it is parked and every child it awaits has ended (`ended` counts as ended: its
         terminal event is being written in this very transaction). Takes the run's stream lock first."""
         lock_stream(conn, run_id)
-        stored = read_stream(conn, run_id, tenant_id=tenant_id)
+        stored = read_run_stream(conn, run_id, tenant_id=tenant_id)
         if not stored:
             return False
         state = fold(r.to_event() for r in stored)

@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=30.0, gt=0)
     lease_renew_seconds: float = Field(default=5.0, gt=0)
     reconcile_interval_seconds: float = Field(default=15.0, gt=0)
+    scheduler_interval_seconds: float = Field(
+        default=10.0, gt=0, description="How often the reconciler's scheduler fires due recurring schedules."
+    )
+    schedule_grace_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A schedule's slot older than this when the scheduler reaches it was missed: its "
+        "`missed` policy decides (`skip`, or `catch_up_one`: one run for the backlog).",
+    )
     dispatch_timeout_seconds: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(default=3, ge=1, le=100)
     retry_base_seconds: float = Field(default=2.0, gt=0)
@@ -166,6 +175,17 @@ class Settings(BaseSettings):
                     f"least {MIN_SECRET_LENGTH} characters, e.g. from "
                     "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _grace_covers_a_tick(self) -> Self:
+        """A slot is always at least one scheduler interval old when a tick reaches it: a shorter grace would
+        count on-time slots as missed, and a `skip` schedule would never fire."""
+        if self.schedule_grace_seconds < self.scheduler_interval_seconds:
+            raise ValueError(
+                f"ORCH_SCHEDULE_GRACE_SECONDS ({self.schedule_grace_seconds:g}) must be at least "
+                f"ORCH_SCHEDULER_INTERVAL_SECONDS ({self.scheduler_interval_seconds:g})"
+            )
         return self
 
     def retention_days_for(self, tenant_id: str) -> float:

@@ -1,4 +1,4 @@
-"""Domain events: immutable facts about a run, stored as JSON in the event log.
+"""Domain events: immutable facts about a run (or a recurring schedule), stored as JSON in the event log.
 
 Names are past tense and never renamed; a change of meaning is a new event type.
 """
@@ -6,7 +6,7 @@ Names are past tense and never renamed; a change of meaning is a new event type.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -182,12 +182,60 @@ EVENT_TYPES: dict[str, type[Event]] = {
     )
 }
 
+# ---- schedule events --------------------------------------------------------------------------------
+# A recurring schedule's stream (orchestrator.store.schedules). They share the log, not the run lifecycle:
+# `EVENT_TYPES` stays the run events, and the run projections skip these.
+
+
+class ScheduleCreated(Event):
+    type: ClassVar[str] = "ScheduleCreated"
+    schedule_id: UUID
+    tenant_id: str
+    name: str
+    cron: str
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    task: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    priority: int = 0
+    missed: Literal["skip", "catch_up_one"] = "skip"
+    enabled: bool = True
+
+
+class ScheduleUpdated(Event):
+    type: ClassVar[str] = "ScheduleUpdated"
+    enabled: bool
+
+
+class ScheduleDeleted(Event):
+    type: ClassVar[str] = "ScheduleDeleted"
+
+
+class ScheduleFired(Event):
+    type: ClassVar[str] = "ScheduleFired"
+    run_id: UUID
+    due_at: datetime
+
+
+class ScheduleSkipped(Event):
+    """Slots that were due and did not fire: `missed` of them, the latest at `due_at`."""
+
+    type: ClassVar[str] = "ScheduleSkipped"
+    missed: int
+    due_at: datetime
+
+
+SCHEDULE_EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (ScheduleCreated, ScheduleUpdated, ScheduleDeleted, ScheduleFired, ScheduleSkipped)
+}
+
 TERMINAL_EVENT_TYPES = frozenset({RunSucceeded.type, RunFailed.type, RunCanceled.type})
 
 
 def event_from_stored(event_type: str, data: dict[str, Any]) -> Event:
     """Rebuild a typed event from its stored type name and JSON data."""
-    return EVENT_TYPES[event_type].model_validate(data)
+    return (EVENT_TYPES.get(event_type) or SCHEDULE_EVENT_TYPES[event_type]).model_validate(data)
 
 
 def event_to_stored(event: Event) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from orchestrator.api import (
     results,
     run_counts,
     runs,
+    schedules,
     sse,
     stream,
     ui,
@@ -80,6 +81,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(records.router)
     app.include_router(corpus_jobs.router)
     app.include_router(workflows.router)
+    app.include_router(schedules.router)
     app.add_middleware(
         RequestGuard,
         max_bytes=settings.max_body_bytes,

@@ -38,7 +38,7 @@ from orchestrator.store.engine import libpq_url
 from orchestrator.store.events import EVENTS_CHANNEL, RecordedEvent, read_stream_after
 from orchestrator.store.schema import events
 from schemas.api import EventView
-from schemas.events import TERMINAL_EVENT_TYPES
+from schemas.events import TERMINAL_EVENT_TYPES, RunCreated
 
 log = structlog.get_logger(__name__)
 
@@ -267,8 +267,8 @@ def resume_point(engine: Engine, tenant_id: str, run_id: UUID, last_event_id: in
     )
     with engine.connect() as conn:
         rows = list(conn.execute(query))
-    if not rows:
-        return None
+    if not any(r.version == 1 and r.type == RunCreated.type for r in rows):
+        return None  # no such run (a schedule's stream shares the log but is no run)
     after = last_event_id if any(r.position == last_event_id for r in rows) else 0
     finished = any(r.type in TERMINAL_EVENT_TYPES and r.position <= after for r in rows)
     return ResumePoint(after=after, finished=finished)

@@ -14,6 +14,7 @@ from orchestrator.cli.records import records_app
 from orchestrator.cli.retention import retention_app
 from orchestrator.cli.roles import roles_app
 from orchestrator.cli.runs import runs_app
+from orchestrator.cli.schedules import schedules_app
 
 
 class _Commands(TyperGroup):
@@ -40,6 +41,7 @@ app.add_typer(limits_app, name="limits")
 app.add_typer(runs_app, name="runs")
 app.add_typer(records_app, name="records")
 app.add_typer(retention_app, name="retention")
+app.add_typer(schedules_app, name="schedules")
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""A typed Python client of the canonical API (/v1/runs), blocking (`Client`) and asyncio (`AsyncClient`).
+"""A typed Python client of the canonical API (/v1/runs, /v1/schedules), blocking (`Client`) and asyncio
+(`AsyncClient`).
 
 Its models are the server's own (`schemas.api`), re-exported here, so a field the server adds is a field
 the client has. It depends on httpx, pydantic and `schemas` only, never on the server's code.
@@ -31,6 +32,7 @@ from schemas.api import (
     RunView,
 )
 from schemas.runs import RunStatus
+from schemas.schedules import ScheduleCreateRequest, ScheduleView
 
 __all__ = [
     "ApiError",
@@ -48,6 +50,8 @@ __all__ = [
     "RunPage",
     "RunStatus",
     "RunView",
+    "ScheduleCreateRequest",
+    "ScheduleView",
     "ServiceUnavailable",
     "Unauthorized",
     "ValidationFailed",

@@ -24,6 +24,7 @@ from schemas.api import (
     RunView,
 )
 from schemas.runs import RunStatus
+from schemas.schedules import ScheduleCreateRequest, ScheduleList, ScheduleView
 
 
 class Client:
@@ -100,6 +101,29 @@ class Client:
         `Conflict`."""
         headers = protocol.idempotency_headers(idempotency_key)
         return protocol.decoded(self._http.post(f"/v1/runs/{run_id}:retry", headers=headers), RunView)
+
+    # ---- recurring schedules (/v1/schedules) ----------------------------------------------------------
+
+    def create_schedule(self, schedule: ScheduleCreateRequest) -> ScheduleView:
+        """A new schedule; its first run is due at the first slot after now (UTC)."""
+        body = schedule.model_dump(mode="json", exclude_defaults=True)
+        return protocol.decoded(self._http.post("/v1/schedules", json=body), ScheduleView)
+
+    def schedules(self) -> list[ScheduleView]:
+        """The tenant's schedules, newest first."""
+        return protocol.decoded(self._http.get("/v1/schedules"), ScheduleList).data
+
+    def get_schedule(self, schedule_id: UUID | str) -> ScheduleView:
+        return protocol.decoded(self._http.get(f"/v1/schedules/{schedule_id}"), ScheduleView)
+
+    def set_schedule_enabled(self, schedule_id: UUID | str, enabled: bool) -> ScheduleView:
+        """Pause (False) or resume (True); a resumed schedule waits for its first slot after now."""
+        response = self._http.patch(f"/v1/schedules/{schedule_id}", json={"enabled": enabled})
+        return protocol.decoded(response, ScheduleView)
+
+    def delete_schedule(self, schedule_id: UUID | str) -> None:
+        """The schedule fires no more; the runs it fired stay."""
+        protocol.raise_for_error(self._http.delete(f"/v1/schedules/{schedule_id}"))
 
     def list_page(
         self,

@@ -5,7 +5,8 @@
 - a parked run (a workflow waiting for its children) whose awaited children have all ended is resumed. The
   children's own terminal writes resume it; this is the safety net. A parked run holds no lease, so it is
   never taken for a lost attempt;
-- when a retention period is set, finished run trees older than it are deleted (processes.retention).
+- when a retention period is set, finished run trees older than it are deleted (processes.retention);
+- recurring schedules fire when due (processes.scheduler), in a thread of their own.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from orchestrator.domain.commands import ForceCancel, LoseAttempt
 from orchestrator.domain.errors import DomainError
-from orchestrator.processes import retention
+from orchestrator.processes import retention, scheduler
 from orchestrator.processes.broker import QueueDepth
 from orchestrator.services import RunNotFound, RunService
 from orchestrator.store import children, leases, outbox
@@ -229,12 +230,16 @@ def reconcile_once(service: RunService, depth: QueueDepth | None = None) -> Pass
 
 def run_reconciler(service: RunService, stop: threading.Event, depth: QueueDepth | None = None) -> None:
     """A pass every reconcile interval; with a retention period set, retention sweeps in a thread of its own,
-    so a long first sweep never holds up lease recovery."""
+    so a long first sweep never holds up lease recovery. The scheduler ticks in another thread, on its own
+    (shorter) interval: a schedule fires on time however long a reconcile pass takes."""
     log.info("reconciler.active", every=service.settings.reconcile_interval_seconds)
     ended = threading.Event()  # the retention thread ends with this loop, however it ends
     if retention.configured(service.settings):
         args = (service.engine, service.settings, ended)
         threading.Thread(target=retention.run_retention, args=args, name="retention", daemon=True).start()
+    threading.Thread(
+        target=scheduler.run_scheduler, args=(service, ended), name="scheduler", daemon=True
+    ).start()
     try:
         while not stop.is_set():
             try:

@@ -255,5 +255,6 @@ TABLE = runs
 RECORD = RunRecord
 
 
-def key(recorded: RecordedEvent) -> UUID:
-    return recorded.stream_id
+def key(recorded: RecordedEvent) -> UUID | None:
+    # A schedule's stream shares the log; it is not a run.
+    return recorded.stream_id if recorded.type in ev.EVENT_TYPES else None

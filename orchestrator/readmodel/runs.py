@@ -22,7 +22,7 @@ from orchestrator.projections import counts as run_counts
 from orchestrator.projections import runs as runs_projection
 from orchestrator.projections.runs import RunRecord
 from orchestrator.readmodel.paging import Position, keyset_page
-from orchestrator.store.events import RecordedEvent, read_stream
+from orchestrator.store.events import RecordedEvent, read_run_stream
 from orchestrator.store.schema import runs
 
 
@@ -98,7 +98,7 @@ def get_run(conn: Connection, tenant_id: str, run_id: UUID) -> RunRecord | None:
     row = conn.execute(sa.select(runs).where(runs.c.tenant_id == tenant_id, runs.c.id == run_id)).first()
     if row is not None:
         return RunRecord.from_row(row._mapping)
-    return runs_projection.fold(read_stream(conn, run_id, tenant_id=tenant_id))
+    return runs_projection.fold(read_run_stream(conn, run_id, tenant_id=tenant_id))
 
 
 def as_written(stream: Sequence[RecordedEvent]) -> RunRecord:
@@ -109,7 +109,7 @@ def as_written(stream: Sequence[RecordedEvent]) -> RunRecord:
 
 
 def run_events(conn: Connection, tenant_id: str, run_id: UUID) -> list[RecordedEvent]:
-    return read_stream(conn, run_id, tenant_id=tenant_id)
+    return read_run_stream(conn, run_id, tenant_id=tenant_id)
 
 
 LIVE_STATUSES = ("pending", "running")

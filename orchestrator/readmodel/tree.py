@@ -20,7 +20,7 @@ from orchestrator.projections.runs import RunRecord
 from orchestrator.projections.steps import StepRecord
 from orchestrator.readmodel.paging import NEWEST_FIRST
 from orchestrator.readmodel.runs import RunFilters, count_runs, filtered, records
-from orchestrator.store.events import RecordedEvent, read_stream
+from orchestrator.store.events import RecordedEvent, read_run_stream
 from orchestrator.store.schema import projection_checkpoints, run_steps, runs
 
 
@@ -55,7 +55,7 @@ def run_tree(conn: Connection, tenant_id: str, run_id: UUID) -> list[RunRecord] 
 
 
 def _folded(conn: Connection, tenant_id: str, run_id: UUID) -> RunRecord | None:
-    return runs_projection.fold(read_stream(conn, run_id, tenant_id=tenant_id))
+    return runs_projection.fold(read_run_stream(conn, run_id, tenant_id=tenant_id))
 
 
 def depth_first(members: list[RunRecord], root_id: UUID) -> list[RunRecord]:
@@ -93,7 +93,7 @@ def run_with_steps(
             .order_by(run_steps.c.attempt, run_steps.c.sequence)
         )
         return run, current_steps([StepRecord.from_row(s._mapping) for s in conn.execute(query)], run.attempt)
-    return with_steps(read_stream(conn, run_id, tenant_id=tenant_id))
+    return with_steps(read_run_stream(conn, run_id, tenant_id=tenant_id))
 
 
 def with_steps(stream: Sequence[RecordedEvent]) -> tuple[RunRecord, list[StepRecord]] | None:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from orchestrator.metrics.process import APPEND_SECONDS
 from orchestrator.store.schema import events
-from schemas.events import Event, event_from_stored, event_to_stored
+from schemas.events import Event, RunCreated, event_from_stored, event_to_stored
 
 # Channel that wakes projectors, SSE streams and anything else tailing the log, notified by a trigger on
 # every insert (migration 0006). The payload is only a hint ("stream_id:position"); readers always read
@@ -227,6 +227,13 @@ def read_stream_from_version(conn: Connection, stream_id: UUID, version: int) ->
         .order_by(events.c.version)
     )
     return [_recorded(r) for r in conn.execute(query)]
+
+
+def read_run_stream(conn: Connection, run_id: UUID, *, tenant_id: str | None = None) -> list[RecordedEvent]:
+    """A run's stream, or [] when the id names no run: nothing, or another kind of stream sharing the log
+    (a recurring schedule's), which no run route may take for a run."""
+    stream = read_stream(conn, run_id, tenant_id=tenant_id)
+    return stream if stream and stream[0].type == RunCreated.type else []
 
 
 def read_stream_after(

@@ -357,3 +357,30 @@ workflow_versions = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.UniqueConstraint("workflow_id", "version", name="workflow_versions_workflow_version_key"),
 )
+
+# Recurring schedules (migration 0018, orchestrator.store.schedules): the current state of each schedule's
+# event stream, written in the transaction that appends to it; the scheduler finds due ones by next_due_at.
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("cron", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("params", JSONB, nullable=False),
+    sa.Column("task", sa.Text),
+    sa.Column("labels", JSONB, nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("missed", sa.Text, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("next_due_at", sa.DateTime(timezone=True)),
+    sa.Column("last_fired_at", sa.DateTime(timezone=True)),
+    sa.Column("last_run_id", UUID(as_uuid=True)),
+    sa.Column("version", sa.Integer, nullable=False),  # the stream's version this row reflects
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.CheckConstraint("missed IN ('skip', 'catch_up_one')", name="schedules_missed_check"),
+    sa.Index("schedules_tenant_created_idx", "tenant_id", sa.text("created_at DESC"), sa.text("id DESC")),
+    sa.Index("schedules_due_idx", "next_due_at", postgresql_where=sa.text("enabled")),
+)

@@ -53,6 +53,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "orchestrator.tracing": ("orchestrator.", "workers"),
     # The process-wide instruments are a leaf: the store times its appends with them.
     "orchestrator.metrics.process": ("orchestrator.", "workers"),
+    # Cron expressions on cronsim: a leaf, the calendar the pure schedule decision steps through.
+    "orchestrator.cron": ("orchestrator.", "workers"),
     # Dataset work without I/O: chunking, parsing, the tasks. Pure like the domain.
     "orchestrator.datasets": ("orchestrator.", "workers", "*third-party*"),
     # Workflow runs without I/O: references, transforms, how children ended, which tasks a step may run.
