@@ -16,6 +16,7 @@ from orchestrator.api import (
     metrics,
     records,
     results,
+    run_activity,
     run_counts,
     runs,
     sse,
@@ -62,6 +63,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(health.router)
     metrics.install(app)
     app.include_router(run_counts.router)
+    app.include_router(run_activity.router)
     app.include_router(bulk.router)  # before runs: its `:cancel` must not read as a run id
     app.include_router(runs.router)
     app.include_router(limits.router)
