@@ -156,6 +156,10 @@ class RunActivity(BaseModel):
     """The last `minutes` minutes, oldest first; the last one is the current minute, still filling."""
 
     minutes: int
+    as_of: datetime = Field(
+        description="The database's time of the read: events recorded after it are in none of the minutes "
+        "(a live client adds those itself)."
+    )
     data: list[ActivityMinute]
 
 

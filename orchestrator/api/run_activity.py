@@ -31,6 +31,7 @@ def run_activity_per_minute(
         found = activity.per_minute(conn, principal.tenant_id, minutes)
     return RunActivity(
         minutes=minutes,
+        as_of=found.as_of,
         data=[
             ActivityMinute(
                 minute=m.minute,
@@ -41,6 +42,6 @@ def run_activity_per_minute(
                 queue_wait_p50=m.queue_wait_p50,
                 queue_wait_p95=m.queue_wait_p95,
             )
-            for m in found
+            for m in found.minutes
         ],
     )

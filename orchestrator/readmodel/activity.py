@@ -5,7 +5,8 @@ One statement: the runs that started or finished in the window come from one ran
 `runs_tenant_moved_idx` on `coalesce(finished_at, started_at)` (a run that started in the window finished,
 if at all, later, so that one expression covers both), each such run gives a start mark and a finish mark,
 and every minute of the window is joined to its marks, so minutes with nothing in them are there too. The
-window ends at the database's clock, the one that stamped the events, so the current minute is the last.
+window ends at the database's clock, the one that stamped the events, so the current minute is the last;
+that time comes back as `as_of`, so a live client knows which events it has yet to add.
 
 Queue wait is `started_at` (the first attempt's start) minus the moment the run became due: its
 `created_at`, or its `not_before` when that is later, so a run held back on purpose does not count as
@@ -40,13 +41,21 @@ class MinuteActivity:
     queue_wait_p95: float | None
 
 
+@dataclass(frozen=True)
+class Activity:
+    as_of: datetime  # the database's time of the read: an event recorded later is in none of the minutes
+    minutes: list[MinuteActivity]
+
+
 def moved_at() -> sa.ColumnElement[datetime]:
     """The last time a run started or finished: the expression `runs_tenant_moved_idx` is built on, which
     the window's condition must repeat exactly for the planner to use it."""
     return sa.func.coalesce(runs.c.finished_at, runs.c.started_at)
 
 
-def statement(tenant_id: str, minutes: int) -> sa.Select[datetime, int, int, int, int, float, float]:
+def statement(
+    tenant_id: str, minutes: int
+) -> sa.Select[datetime, int, int, int, int, float, float, datetime]:
     """The one query behind `per_minute` (also what tests EXPLAIN)."""
     if not 1 <= minutes <= MAX_MINUTES:
         raise ValueError(f"minutes must be within 1..{MAX_MINUTES}")
@@ -89,6 +98,7 @@ def statement(tenant_id: str, minutes: int) -> sa.Select[datetime, int, int, int
             *(counted(status) for status in FINISHED_STATUSES),
             percentile(0.5),
             percentile(0.95),
+            sa.func.now(),  # the same on every row (the transaction's start): the read's as-of time
         )
         .select_from(window.outerjoin(marks, marks.c.minute == window.c.minute))
         .group_by(window.c.minute)
@@ -96,10 +106,10 @@ def statement(tenant_id: str, minutes: int) -> sa.Select[datetime, int, int, int
     )
 
 
-def per_minute(conn: Connection, tenant_id: str, minutes: int) -> list[MinuteActivity]:
+def per_minute(conn: Connection, tenant_id: str, minutes: int) -> Activity:
     """The tenant's last `minutes` minutes, oldest first, the current (unfinished) minute last."""
-    rows = conn.execute(statement(tenant_id, minutes))
-    return [
+    rows = conn.execute(statement(tenant_id, minutes)).all()
+    found = [
         MinuteActivity(
             minute=minute,
             started=started,
@@ -109,5 +119,6 @@ def per_minute(conn: Connection, tenant_id: str, minutes: int) -> list[MinuteAct
             queue_wait_p50=None if p50 is None else float(p50),
             queue_wait_p95=None if p95 is None else float(p95),
         )
-        for minute, started, succeeded, failed, canceled, p50, p95 in rows
+        for minute, started, succeeded, failed, canceled, p50, p95, _ in rows
     ]
+    return Activity(as_of=rows[-1][-1], minutes=found)

@@ -96,7 +96,9 @@ def test_activity_counts_each_minute_as_the_runs_say(
     assert body["minutes"] == 60 and len(body["data"]) == 60
     minutes = [_at(m["minute"]) for m in body["data"]]
     assert all(later - earlier == timedelta(minutes=1) for earlier, later in itertools.pairwise(minutes))
-    assert minutes[-1] <= datetime.now(UTC) < minutes[-1] + timedelta(minutes=2)  # the current minute last
+    as_of = _at(body["as_of"])
+    assert minutes[-1] == as_of.replace(second=0, microsecond=0)  # the current minute last
+    assert all(_at(run["finished_at"]) <= as_of for run in runs)
 
     expected = _expected(runs)
     assert set(expected) <= set(minutes)
