@@ -186,6 +186,10 @@ function renderActivity() {
   $("activity-totals").textContent = `(${finished} finished, ${sum.started} started)`;
   $("activity-totals").dataset.finished = String(finished);
   $("activity-totals").dataset.started = String(sum.started);
+  // The time of the read the charts stand on (what stream events were added to), for tests and tooltips.
+  if (state.activity) $("activity-totals").dataset.asOf = new Date(state.activity.asOf).toISOString();
+  else delete $("activity-totals").dataset.asOf;
+  $("activity-totals").title = state.activity ? `read at ${new Date(state.activity.asOf).toLocaleTimeString()}` : "";
 }
 
 async function loadActivity() {
