@@ -7,7 +7,7 @@ tenant's rows for an hour's few hundred). Partial: runs that never started nor f
 Both columns change only with `status`, already indexed, so the projector's updates lose no HOT update.
 
 Revision ID: 0018
-Revises: 0015
+Revises: 0016
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0018"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
