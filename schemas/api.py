@@ -135,6 +135,34 @@ class RunCounts(BaseModel):
     total: int
 
 
+MAX_ACTIVITY_MINUTES = 1440
+
+
+class ActivityMinute(BaseModel):
+    """One minute of the tenant's runs: how many started, how many ended in each terminal status, and the
+    queue wait (seconds from due, `created_at` or a later `not_before`, to the first start) of those that
+    started in it."""
+
+    minute: datetime = Field(description="The minute's start.")
+    started: int
+    succeeded: int
+    failed: int
+    canceled: int
+    queue_wait_p50: float | None = Field(description="Seconds; null in a minute where no run started.")
+    queue_wait_p95: float | None = Field(description="Seconds; null in a minute where no run started.")
+
+
+class RunActivity(BaseModel):
+    """The last `minutes` minutes, oldest first; the last one is the current minute, still filling."""
+
+    minutes: int
+    as_of: datetime = Field(
+        description="The database's time of the read: events recorded after it are in none of the minutes "
+        "(a live client adds those itself)."
+    )
+    data: list[ActivityMinute]
+
+
 class RunBatchResponse(BaseModel):
     """The batch's runs in request order; `created[i]` is false where item i's key answered an earlier run."""
 

@@ -17,6 +17,7 @@ from orchestrator.api import (
     metrics,
     records,
     results,
+    run_activity,
     run_counts,
     runs,
     schedules,
@@ -67,6 +68,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(health.router)
     metrics.install(app)
     app.include_router(run_counts.router)
+    app.include_router(run_activity.router)
     app.include_router(bulk.router)  # before runs: its `:cancel` must not read as a run id
     app.include_router(runs.router)
     app.include_router(limits.router)

@@ -24,7 +24,8 @@ def test_ui_files_are_served_with_a_strict_content_security_policy(app_client: T
     # The page loads only its own files, by relative paths (so a proxy prefix keeps working).
     loaded = set(re.findall(r'(?:src|href)="([^"]+)"', page.text))
     assert loaded == {"dashboard.css", "dashboard.js", "favicon.svg"}
-    for name in ("dashboard.js", "api.js", "stream.js", "runs.js"):  # the page's module and its imports
+    # The page's module and its imports.
+    for name in ("dashboard.js", "api.js", "stream.js", "runs.js", "activity.js", "charts.js"):
         script = app_client.get(f"/ui/{name}")
         assert script.status_code == 200 and "javascript" in script.headers["content-type"]
         assert "content-security-policy" in script.headers

@@ -76,6 +76,7 @@ ROUTES: dict[str, Callable[[str, uuid.UUID], tuple[str, str, dict[str, Any] | No
     "list runs filtered": lambda t, r: ("GET", "/v1/runs?limit=100&status=pending&kind=sleep", None),
     "get run": lambda t, r: ("GET", f"/v1/runs/{r}", None),
     "run events": lambda t, r: ("GET", f"/v1/runs/{r}/events", None),
+    "runs per minute": lambda t, r: ("GET", "/v1/runs:activity?minutes=60", None),
     "taxonomy list": lambda t, r: ("GET", f"/v1/taxonomy/runs?tenant_id={t}&limit=100", None),
     "task runs": lambda t, r: ("GET", "/api/v1/task-runs?limit=100", None),
     "list jobs": lambda t, r: ("POST", "/v1/list-jobs", {"numResults": 100}),

@@ -305,6 +305,10 @@ def test_list_endpoints_show_exactly_the_callers_rows(
     assert {j["id"] for j in jobs["job"]} == me.ids(("corpus_rebuild_vector_index",))
     taxonomy = client.get(f"/v1/taxonomy/runs?tenant_id={name}&limit=100", headers=headers).json()
     assert {r["id"] for r in taxonomy["data"]} == me.ids(("taxonomy_build",))
+    # No worker runs here: the only runs that moved in the last hour are the caller's canceled ones.
+    minutes = client.get("/v1/runs:activity", headers=headers).json()["data"]
+    assert sum(m["canceled"] for m in minutes) == len(me.ids(status="canceled"))
+    assert sum(m["started"] + m["succeeded"] + m["failed"] for m in minutes) == 0
 
 
 def test_keys_are_scoped_even_for_their_own_grants(deployment: Deployment, tenant: str) -> None:

@@ -32,10 +32,10 @@ function describe(body, status) {
   return `HTTP ${status}`;
 }
 
-export async function api(path, { query, method = "GET" } = {}) {
+export async function api(path, { query, method = "GET", headers } = {}) {
   // credentials "omit": the key header is the only credential, whatever cookies the browser holds.
   const response = await fetch(url(path, query), {
-    method, headers: keyHeaders({ Accept: "application/json" }), credentials: "omit", cache: "no-store",
+    method, headers: keyHeaders({ Accept: "application/json", ...(headers || {}) }), credentials: "omit", cache: "no-store",
   });
   const body = await response.json().catch(() => null);
   if (!response.ok) throw new ApiError(response.status, describe(body, response.status));

@@ -1,8 +1,10 @@
 // The dashboard: everything it shows is read from the canonical API (/v1/...) with the key the user
 // enters (api.js). Text from the API is only ever put into the page as text nodes, never parsed as markup.
 
+import { addEvent, fromResponse, totals } from "./activity.js";
 import { ApiError, KEY_STORE, api } from "./api.js";
-import { STATUSES, TERMINAL, applyEvent, merged } from "./runs.js";
+import { drawThroughput, drawWait } from "./charts.js";
+import { STATUSES, STATUS_AFTER, TERMINAL, applyEvent, merged } from "./runs.js";
 import { follow } from "./stream.js";
 
 const PAGE_SIZE = 20;
@@ -10,6 +12,11 @@ const REFRESH_MS = 2000;
 // A browser opens at most 6 connections to one origin over HTTP/1.1; streams hold theirs open, so the
 // list follows only a few runs live (the rest change on the next refresh) and leaves room for requests.
 const MAX_ROW_STREAMS = 3;
+// The charts' exact numbers are read at most this often; between reads the streams' events add to them.
+const ACTIVITY_MS = 5000;
+const ACTIVITY_MINUTES = 60;
+// What a failed or canceled run offers: the API retries only these.
+const RETRYABLE = new Set(["failed", "canceled"]);
 
 const $ = (id) => document.getElementById(id);
 
@@ -41,6 +48,8 @@ const state = {
   timer: null,
   loading: false,
   again: false,
+  activity: null, // activity.js's minutes, or null before the first read
+  activityRead: { at: 0, timer: null, loading: false, again: false },
 };
 
 function say(text, ok = false) {
@@ -109,6 +118,7 @@ async function refresh() {
     const query = { ...state.filters, limit: PAGE_SIZE, cursor: state.cursors[state.page] };
     const [counts, page] = await Promise.all([api("v1/runs:counts", { query: { kind: state.filters.kind } }), api("v1/runs", { query })]);
     renderCounts(counts);
+    scheduleActivity();
     state.nextCursor = page.next_cursor;
     state.rows = new Map(page.data.map((run) => {
       const streamed = state.streamed.get(run.id);
@@ -147,6 +157,7 @@ function followRows() {
 function onRowEvent(runId, event) {
   const run = state.rows.get(runId);
   if (!run) return;
+  noteActivity(event, run);
   applyEvent(run, event);
   state.streamed.set(runId, { ...run });
   updateRow(run);
@@ -163,6 +174,67 @@ function setFilters(filters) {
   $("filter-status").value = filters.status;
   $("filter-kind").value = filters.kind;
   refresh();
+}
+
+// ---- Activity charts ----------------------------------------------------------------------------
+
+function renderActivity() {
+  drawThroughput($("chart-throughput"), state.activity);
+  drawWait($("chart-wait"), state.activity);
+  const sum = totals(state.activity);
+  const finished = sum.succeeded + sum.failed + sum.canceled;
+  $("activity-totals").textContent = `(${finished} finished, ${sum.started} started)`;
+  $("activity-totals").dataset.finished = String(finished);
+  $("activity-totals").dataset.started = String(sum.started);
+  // The time of the read the charts stand on (what stream events were added to), for tests and tooltips.
+  if (state.activity) $("activity-totals").dataset.asOf = new Date(state.activity.asOf).toISOString();
+  else delete $("activity-totals").dataset.asOf;
+  $("activity-totals").title = state.activity ? `read at ${new Date(state.activity.asOf).toLocaleTimeString()}` : "";
+}
+
+async function loadActivity() {
+  const read = state.activityRead;
+  if (!sessionStorage.getItem(KEY_STORE)) return;
+  if (read.loading) {
+    read.again = true;
+    return;
+  }
+  read.loading = true;
+  read.at = Date.now();
+  try {
+    const body = await api("v1/runs:activity", { query: { minutes: ACTIVITY_MINUTES } });
+    if (sessionStorage.getItem(KEY_STORE)) {
+      state.activity = fromResponse(body, state.activity);
+      renderActivity();
+    }
+  } catch (error) {
+    failed(error);
+  } finally {
+    read.loading = false;
+    if (read.again) {
+      read.again = false;
+      scheduleActivity();
+    }
+  }
+}
+
+// A read of the activity now, or as soon as ACTIVITY_MS has passed since the last one: every caller
+// (the refresh timer, each start and end a stream shows) lands in at most one read per period.
+function scheduleActivity() {
+  const read = state.activityRead;
+  if (read.timer !== null) return;
+  const wait = Math.max(0, read.at + ACTIVITY_MS - Date.now());
+  read.timer = setTimeout(() => {
+    read.timer = null;
+    loadActivity();
+  }, wait);
+}
+
+// A stream's event: a start or an end goes into its minute at once, and asks for an exact read soon.
+function noteActivity(event, run) {
+  if (!STATUS_AFTER[event.type]) return;
+  if (addEvent(state.activity, event, run)) renderActivity();
+  scheduleActivity();
 }
 
 // ---- Detail -------------------------------------------------------------------------------------
@@ -185,6 +257,27 @@ function renderRun(run) {
     ...field("result", run.result ? json(run.result) : ""),
     ...field("created", run.created_at), ...field("started", run.started_at), ...field("finished", run.finished_at));
   $("detail-cancel").hidden = TERMINAL.has(run.status) || !detail;
+  $("detail-retry").hidden = !RETRYABLE.has(run.status) || !detail;
+  renderRetries(run);
+}
+
+// The run this one retries, and the runs that retry it, each a link to its detail.
+function renderRetries(run) {
+  const parts = [];
+  if (run.retry_of) parts.push("retry of ", runLink(run.retry_of));
+  const retries = run.retried_by || [];
+  if (retries.length) {
+    if (parts.length) parts.push("; ");
+    parts.push("retried as ");
+    retries.forEach((id, index) => {
+      if (index) parts.push(", ");
+      const link = runLink(id);
+      link.dataset.retryId = id;
+      parts.push(link);
+    });
+  }
+  $("detail-retried").replaceChildren(...parts);
+  $("detail-retried").hidden = !parts.length;
 }
 
 function runLink(id, label) {
@@ -228,6 +321,36 @@ function eventRow(event) {
     el("td", {}, when(event.recorded_at)), el("td", {}, el("code", {}, JSON.stringify(event.data))));
 }
 
+// A retry's Idempotency-Key, one per opened detail: a second click (or one after a lost answer) gets the
+// run the first one made instead of another. getRandomValues, unlike randomUUID, works over plain http.
+function retryKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return `dashboard-retry-${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+async function retryShown() {
+  const detail = state.detail;
+  if (!detail || !detail.run || !RETRYABLE.has(detail.run.status)) return;
+  detail.retryKey = detail.retryKey || retryKey();
+  $("detail-retry").disabled = true;
+  try {
+    const run = await api(`v1/runs/${encodeURIComponent(detail.id)}:retry`, {
+      method: "POST", headers: { "Idempotency-Key": detail.retryKey },
+    });
+    if (state.detail === detail) {
+      const retries = detail.run.retried_by || [];
+      detail.run.retried_by = retries.includes(run.id) ? retries : [...retries, run.id];
+      renderRun(detail.run);
+    }
+    say(`Retried as run ${run.id.slice(0, 8)}.`, true);
+    refresh();
+  } catch (error) {
+    say(`Retry refused: ${error.message}`);
+  } finally {
+    $("detail-retry").disabled = false;
+  }
+}
+
 function closeDetail() {
   if (state.detail && state.detail.stop) state.detail.stop();
   state.detail = null;
@@ -262,6 +385,7 @@ async function openDetail(runId) {
 function onDetailEvent(detail, event) {
   if (state.detail !== detail || detail.events.some((seen) => seen.position === event.position)) return;
   detail.events.push(event);
+  noteActivity(event, detail.run);
   applyEvent(detail.run, event);
   renderRun(detail.run);
   renderSteps(detail.events);
@@ -289,6 +413,8 @@ async function cancelShown() {
 function stopAll() {
   clearInterval(state.timer);
   state.timer = null;
+  clearTimeout(state.activityRead.timer);
+  state.activityRead.timer = null;
   for (const stop of state.rowStreams.values()) stop();
   state.rowStreams.clear();
   closeDetail();
@@ -299,6 +425,7 @@ function signOut() {
   sessionStorage.removeItem(KEY_STORE);
   state.rows.clear();
   state.streamed.clear();
+  state.activity = null;
   $("dashboard").hidden = true;
   $("key-forget").hidden = true;
   $("key-input").value = "";
@@ -309,6 +436,8 @@ async function signIn() {
   $("dashboard").hidden = false;
   $("key-forget").hidden = false;
   say("");
+  state.activity = null;
+  renderActivity();
   await refresh();
   if (sessionStorage.getItem(KEY_STORE)) state.timer = setInterval(refresh, REFRESH_MS);
 }
@@ -341,6 +470,7 @@ function start() {
   });
   $("detail-close").addEventListener("click", closeDetail);
   $("detail-cancel").addEventListener("click", cancelShown);
+  $("detail-retry").addEventListener("click", retryShown);
   if (sessionStorage.getItem(KEY_STORE)) signIn();
 }
 
