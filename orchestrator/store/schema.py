@@ -199,7 +199,7 @@ runs = sa.Table(
         "finished_at",
         postgresql_where=sa.text("parent_id IS NULL AND finished_at IS NOT NULL"),
     ),
-    # The dashboard's activity per minute: runs by when they last started or finished (migration 0018).
+    # The dashboard's activity per minute: runs by when they last started or finished (migration 0019).
     sa.Index(
         "runs_tenant_moved_idx",
         "tenant_id",

@@ -6,16 +6,16 @@ kinds with one range scan; without the index the route read every run of the ten
 tenant's rows for an hour's few hundred). Partial: runs that never started nor finished are not in it.
 Both columns change only with `status`, already indexed, so the projector's updates lose no HOT update.
 
-Revision ID: 0018
-Revises: 0016
+Revision ID: 0019
+Revises: 0018
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0018"
-down_revision = "0016"
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
