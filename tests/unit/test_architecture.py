@@ -53,6 +53,16 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "orchestrator.tracing": ("orchestrator.", "workers"),
     # The process-wide instruments are a leaf: the store times its appends with them.
     "orchestrator.metrics.process": ("orchestrator.", "workers"),
+    # The write service's cache of folded run states: domain states only, no I/O of its own.
+    "orchestrator.folded_states": (
+        "orchestrator.api",
+        "orchestrator.store",
+        "orchestrator.readmodel",
+        "orchestrator.projections",
+        "orchestrator.services",
+        "workers",
+        "*third-party*",
+    ),
     # Cron expressions on cronsim: a leaf, the calendar the pure schedule decision steps through.
     "orchestrator.cron": ("orchestrator.", "workers"),
     # Dataset work without I/O: chunking, parsing, the tasks. Pure like the domain.
