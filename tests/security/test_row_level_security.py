@@ -11,6 +11,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from uuid import UUID
 
 import pytest
@@ -20,7 +21,7 @@ from sqlalchemy.engine import Engine
 from orchestrator.domain.commands import Command, StartStep, Succeed
 from orchestrator.services import RunService, SubmitRequest
 from orchestrator.settings import Settings
-from orchestrator.store import features, limits, slots, tenancy, workflows
+from orchestrator.store import features, limits, schedules, slots, tenancy, workflows
 from orchestrator.store.tenancy import APP_ROLE
 from orchestrator.text_records import TextRecords
 from schemas.records import RecordIn
@@ -56,8 +57,8 @@ def two_tenants(engine: Engine, settings: Settings, system: System) -> Iterator[
     """Tenants A and B, each with a row in every tenant table, written the way the system writes them:
     a submit with an idempotency key (events, outbox, idempotency_keys), an attempt started (run_leases)
     that has begun a step and holds a dispatch slot (dispatch_slots), a feature registered (features), limits
-    set (tenant_limits), a workflow document (workflows and workflow_versions), and the session's projector
-    (runs, run_steps)."""
+    set (tenant_limits), a workflow document (workflows and workflow_versions), a paused schedule (schedules),
+    and the session's projector (runs, run_steps)."""
     service = RunService(engine, idle_settings(settings))
     tenants = (f"rls-a-{uuid.uuid4().hex[:8]}", f"rls-b-{uuid.uuid4().hex[:8]}")
     started: list[UUID] = []
@@ -79,6 +80,10 @@ def two_tenants(engine: Engine, settings: Settings, system: System) -> Iterator[
                 workflows.create(
                     conn, tenant, "rls", {"steps": [{"key": "a", "tool": "transform", "input": {}}]}
                 )
+                nightly = schedules.NewSchedule(
+                    "rls", "0 3 * * *", "sleep", {"duration": 0}, None, {}, 0, "skip", enabled=False
+                )
+                schedules.create(conn, tenant, nightly, datetime.now(UTC), "test")  # schedules
             _write_datasets(TextRecords(engine), tenant, run_id)
         settle(engine)
         yield tenants

@@ -62,6 +62,12 @@ ID_ROUTES: dict[tuple[str, str], Call] = {
 DATASET_ROUTES = {("POST", "/v1/features/{feature_id}/runs"), ("GET", "/v1/task-runs/{run_id}/result")}
 # Routes whose id is a workflow document's: test_workflow_routes_answer_foreign_ids_like_missing_ones.
 WORKFLOW_ROUTES = {("GET", "/v1/workflows/{workflow_id}"), ("POST", "/v1/workflows/{workflow_id}/versions")}
+# Routes whose id is a schedule's: test_schedule_routes_answer_foreign_ids_like_missing_ones.
+SCHEDULE_ROUTES = {
+    ("GET", "/v1/schedules/{schedule_id}"),
+    ("PATCH", "/v1/schedules/{schedule_id}"),
+    ("DELETE", "/v1/schedules/{schedule_id}"),
+}
 # Streams of a live run stay open, and TestClient returns only once a response has ended.
 STREAMS = {("GET", "/v1/runs/{run_id}/stream"), ("GET", "/api/v1/data-products/runs/{run_id}/events")}
 # Operations that name a tenant directly; called with the victim's tenant id instead of a run id.
@@ -119,6 +125,7 @@ def test_every_id_bearing_route_has_an_entry(app_client: TestClient) -> None:
         - set(TENANT_ROUTES)
         - DATASET_ROUTES
         - WORKFLOW_ROUTES
+        - SCHEDULE_ROUTES
     )
     assert not missing, f"add these routes to the BOLA table: {sorted(missing)}"
     # Also: taxonomy POST names the tenant in its body.
@@ -217,6 +224,27 @@ def test_workflow_routes_answer_foreign_ids_like_missing_ones(deployment: Deploy
     )
     assert client.get("/v1/workflows", headers=other).json()["total"] == 0
     assert client.get(f"/v1/workflows/{made['id']}", headers=owner).json()["latest_version"] == 1
+
+
+def test_schedule_routes_answer_foreign_ids_like_missing_ones(deployment: Deployment) -> None:
+    """A victim's schedule: another tenant's key cannot read, pause or delete it, and gets exactly the
+    answers a random id gets; the schedule is untouched afterwards."""
+    client = deployment.client
+    victim, attacker = f"victim-{uuid.uuid4().hex[:8]}", f"attacker-{uuid.uuid4().hex[:8]}"
+    owner = {"Authorization": f"Bearer {deployment.key(victim)}"}
+    other = {"Authorization": f"Bearer {deployment.key(attacker)}"}
+    body = {"name": "secret", "cron": "0 3 * * *", "kind": "sleep", "params": {"duration": 0}}
+    made = client.post("/v1/schedules", json=body, headers=owner)
+    assert made.status_code == 201, made.text
+    schedule_id = made.json()["id"]
+    for method, payload in (("GET", None), ("PATCH", {"enabled": False}), ("DELETE", None)):
+        foreign = client.request(method, f"/v1/schedules/{schedule_id}", json=payload, headers=other)
+        missing = client.request(method, f"/v1/schedules/{uuid.uuid4()}", json=payload, headers=other)
+        assert foreign.status_code == missing.status_code == 404, (method, foreign.text)
+        assert foreign.content == missing.content, method
+    assert client.get("/v1/schedules", headers=other).json()["data"] == []
+    kept = client.get(f"/v1/schedules/{schedule_id}", headers=owner)
+    assert kept.status_code == 200 and kept.json()["enabled"] is True
 
 
 def test_a_last_event_id_of_another_tenant_resumes_nothing(deployment: Deployment) -> None:
