@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from orchestrator.settings import Settings
 from tests.conftest import System
-from tests.services import serving
+from tests.services import serving, wait_until
 
 browser_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the dev extra)")
 expect = browser_api.expect
@@ -192,7 +192,12 @@ def test_charts_fill_as_runs_end_and_a_failed_run_is_retried_from_the_page(
     again = retry_link.get_attribute("data-retry-id")
     assert again and again not in (good, bad)
     assert api.get(f"/v1/runs/{again}").json()["retry_of"] == bad
-    assert api.get(f"/v1/runs/{bad}").json()["retried_by"] == [again]
+    # The old run's `retried_by` comes from the read model, which reaches the new run's RunCreated later.
+    wait_until(
+        lambda: api.get(f"/v1/runs/{bad}").json()["retried_by"] == [again],
+        timeout=15,
+        message="the failed run's read model naming its retry",
+    )
     again_row = page.locator(f'tr[data-run-id="{again}"]')
     expect(again_row).to_be_visible(timeout=10_000)
     # The retry has the same params, so it fails too; the charts count it without a reload.
