@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.engine import Connection
 
 from orchestrator.store.schema import events
@@ -56,17 +57,35 @@ def unfinished(conn: Connection, tenant_id: str, run_ids: Sequence[UUID]) -> int
 
 
 def parked_runs(conn: Connection, limit: int = 200) -> list[tuple[UUID, str]]:
-    """Runs whose latest wait (RunParked) has not been followed by a resume or an end: (run, tenant). Served
-    by the partial index on RunParked events (migration 0014)."""
-    parked, later = events.alias("parked"), events.alias("later")
+    """Runs ready to resume: their latest wait (RunParked) has not been followed by a resume or an end, and
+    every child it awaits has ended. (run, tenant), oldest wait first. The readiness test is in the query,
+    not left to the caller: a page of runs still waiting on live children must never hide one that is ready
+    behind it. Served by the partial index on RunParked events (migration 0014)."""
+    parked, later, child_end = events.alias("parked"), events.alias("later"), events.alias("child_end")
     over = sa.exists().where(
         later.c.stream_id == parked.c.stream_id,
         later.c.version > parked.c.version,
         later.c.type.in_([RunResumed.type, *sorted(TERMINAL_EVENT_TYPES)]),
     )
+    awaited = (
+        sa.func.jsonb_array_elements_text(parked.c.data["awaiting"]).table_valued("value").alias("awaited")
+    )
+    live_child = (
+        sa.select(sa.literal(1))
+        .select_from(awaited)
+        .where(
+            ~sa.exists().where(
+                child_end.c.stream_id == sa.cast(awaited.c.value, PG_UUID(as_uuid=True)),
+                child_end.c.tenant_id == parked.c.tenant_id,
+                child_end.c.type.in_(sorted(TERMINAL_EVENT_TYPES)),
+            )
+        )
+        .exists()
+    )
     query = (
         sa.select(parked.c.stream_id, parked.c.tenant_id)
-        .where(parked.c.type == sa.literal_column(f"'{RunParked.type}'"), ~over)
+        .where(parked.c.type == sa.literal_column(f"'{RunParked.type}'"), ~over, ~live_child)
+        .order_by(parked.c.position)
         .limit(limit)
     )
     return [(row[0], row[1]) for row in conn.execute(query)]

@@ -15,6 +15,7 @@ from orchestrator.domain.commands import ParkAttempt, Succeed
 from orchestrator.processes.reconciler import resume_ready_parked
 from orchestrator.services import RunService, SubmitRequest
 from orchestrator.settings import Settings
+from orchestrator.store import children
 from orchestrator.store.events import append, read_stream
 from orchestrator.store.schema import outbox, run_leases
 from schemas.events import RunSucceeded
@@ -101,3 +102,26 @@ def test_the_reconciler_resumes_a_parked_run_whose_children_all_ended(
     assert "RunResumed" not in types(engine, parent)
     assert resume_ready_parked(idle) >= 1 and types(engine, parent)[-1] == "RunResumed"
     assert dispatches(engine, parent) == [1, 2]
+
+
+def test_runs_still_waiting_never_hide_a_ready_one_from_the_reconciler(
+    idle: RunService, engine: Engine, tenant: str
+) -> None:
+    """The safety net looks at a bounded page of parked runs: only ready ones may fill it, or enough runs
+    waiting on long children would keep a ready run from ever being seen."""
+    waiting = []
+    for _ in range(3):
+        parent, kids = family(idle, tenant, 1)
+        idle.execute(parent, ParkAttempt(1, "wait", tuple(kids)))
+        waiting.append(parent)
+    ready, kids = family(idle, tenant, 2)
+    idle.execute(ready, ParkAttempt(1, "wait", tuple(kids)))
+    with engine.begin() as conn:  # both children end behind the write path's back
+        for kid in kids:
+            append(
+                conn, kid, tenant, [RunSucceeded(attempt=1)], len(read_stream(conn, kid)), {"actor": "test"}
+            )
+    with engine.connect() as conn:
+        found = [run_id for run_id, _ in children.parked_runs(conn, limit=100_000)]
+    assert ready in found
+    assert not set(waiting) & set(found)
