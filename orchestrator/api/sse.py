@@ -29,6 +29,7 @@ import psycopg
 import sqlalchemy as sa
 import structlog
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.engine import Engine
 from sse_starlette import ServerSentEvent
 
@@ -279,6 +280,52 @@ def read_events(engine: Engine, run_id: UUID, tenant_id: str, after: int, limit:
         return read_stream_after(conn, run_id, tenant_id, after, limit)
 
 
+_ReadKey = tuple[UUID, str, int, int]  # run, tenant, after, limit
+
+
+@dataclass
+class _PendingRead:
+    task: asyncio.Future[list[RecordedEvent]] | None = None
+
+
+class SharedReads:
+    """Reads of a run's log shared by the streams that ask for the same events before the read begins.
+
+    One NOTIFY wakes every stream following the run, and each would fetch the same rows: under load their
+    reads queue for a thread together, so N clients of one run cost N reads per wake-up. A request joins a
+    read only while that read is still waiting to begin. A read that has begun may hold a snapshot older
+    than the commit that woke the joining stream; its answer could lack that event and leave the stream
+    waiting for the fallback timer. So joining never delays an event, and nothing else changes: each stream
+    keeps its own position, buffer and cut-off. The events returned are shared between the streams: they
+    are frozen, and nothing downstream mutates their payloads."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._waiting: dict[_ReadKey, _PendingRead] = {}
+        self._lock = threading.Lock()  # the dict is emptied from the worker thread that runs the read
+        self.reads = 0  # database reads made (the tests count them)
+
+    async def read(self, run_id: UUID, tenant_id: str, after: int, limit: int) -> list[RecordedEvent]:
+        key = (run_id, tenant_id, after, limit)
+        with self._lock:
+            pending = self._waiting.get(key)
+            if pending is None:
+                pending = self._waiting[key] = _PendingRead()
+                pending.task = asyncio.ensure_future(run_in_threadpool(self._read, key, pending))
+                # A read whose streams all left ends unawaited: its error is not worth a warning.
+                pending.task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        assert pending.task is not None
+        # Shielded: one stream leaving must not cancel the read the others wait on.
+        return await asyncio.shield(pending.task)
+
+    def _read(self, key: _ReadKey, pending: _PendingRead) -> list[RecordedEvent]:
+        with self._lock:
+            if self._waiting.get(key) is pending:
+                del self._waiting[key]  # begun: later requests start a read of their own
+            self.reads += 1
+        return read_events(self._engine, *key)
+
+
 def to_sse(event: RecordedEvent) -> ServerSentEvent:
     """The event as `GET /v1/runs/{id}/events` lists it (one `EventView`, one serializer), so a client
     reads the same JSON from the stream and from the list."""
@@ -294,6 +341,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     shared = app.state.shared_limits
     slots = StreamSlots(SharedStreamSlots(shared) if shared is not None else None)
     app.state.stream_slots = slots
+    app.state.stream_reads = SharedReads(app.state.engine)
     app.state.stream_hub = hub = StreamHub(settings.database_url or "", settings.sse_fallback_seconds)
     hub.start()
     renewing = asyncio.get_running_loop().create_task(_renew_slots(slots))

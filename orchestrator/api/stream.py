@@ -72,8 +72,10 @@ async def run_event_response(
     except sse.StreamLimitReached as exc:
         return JSONResponse(exc.body, status_code=exc.status, headers={"Retry-After": "5"})
 
+    reads: sse.SharedReads = state.stream_reads
+
     async def read(after: int, limit: int) -> list[RecordedEvent]:
-        return await run_in_threadpool(sse.read_events, engine, run_id, tenant_id, after, limit)
+        return await reads.read(run_id, tenant_id, after, limit)
 
     async def body() -> AsyncIterator[ServerSentEvent]:
         if start.finished:
