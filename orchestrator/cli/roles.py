@@ -141,13 +141,24 @@ def reconcile(data_dir: DataDir = None) -> None:
 
 @roles_app.command()
 def rebuild(data_dir: DataDir = None) -> None:
-    """Drop every read model and replay it from position 0 (readers keep the old rows until done)."""
+    """Replay every read model from position 0 into copies of its tables, then swap them in.
+
+    Online: readers and the live projector keep the old tables until a short swap; a failed rebuild changes nothing."""
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn
+
     from orchestrator.projections.runner import PROJECTIONS
     from orchestrator.projections.runner import rebuild as rebuild_projection
 
     settings = migrated_settings(data_dir)
     engine = engine_for(settings)
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("position {task.completed:,.0f}"))
     for projection in PROJECTIONS:
         started = time.monotonic()
-        count = rebuild_projection(engine, projection)
+        with Progress(*columns, console=err, transient=True) as bar:
+            task = bar.add_task(projection.name, total=None)
+
+            def show(position: int, head: int, task: TaskID = task, bar: Progress = bar) -> None:
+                bar.update(task, completed=position, total=max(head, position))
+
+            count = rebuild_projection(engine, projection, progress=show)
         err.print(f"{projection.name}: replayed {count} events in {time.monotonic() - started:.1f}s")

@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.projections import counts, run_metrics
-from orchestrator.projections.runner import PROJECTIONS
+from orchestrator.projections.runner import PROJECTIONS, retention_may_run
 from orchestrator.projections.runs import RunRecord
 from orchestrator.settings import Settings
 from orchestrator.store.schema import (
@@ -170,6 +170,9 @@ def _batch(
     """One transaction: up to `batch_runs` runs in whole trees (a bigger tree alone). Returns what it did
     and where the next batch starts (None when the tenant has no more candidates)."""
     with engine.begin() as conn:
+        if not retention_may_run(conn):
+            log.info("retention.waits_for_rebuild", tenant_id=tenant_id)
+            return RetentionReport(), None  # the next pass deletes what this one would have
         checkpoint = _lowest_checkpoint(conn)
         candidates = _candidates(conn, tenant_id, cutoff, after, batch_runs)
         if not candidates:

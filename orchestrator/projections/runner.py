@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from orchestrator.projections import counts as run_counts
 from orchestrator.projections import rows, run_metrics
 from orchestrator.projections import runs as runs_projection
 from orchestrator.projections import steps as steps_projection
+from orchestrator.store import table_swap
 from orchestrator.store.engine import libpq_url
 from orchestrator.store.events import EVENTS_CHANNEL, RecordedEvent, committed_head, head_position, read_all
 from orchestrator.store.schema import projection_checkpoints
@@ -43,7 +45,7 @@ class Projection:
     key: Callable[[RecordedEvent], Any | None]
     evolve: Callable[[Any, RecordedEvent], Any | None]
     # Optional aggregates kept in the same transaction as the rows: called with the rows a batch touched
-    # as they were before it (absent when new) and after it; `aggregate_tables` are emptied on a rebuild.
+    # as they were before it (absent when new) and after it; a rebuild refolds `aggregate_tables` too.
     aggregate: Callable[[Connection, dict[Any, Any], dict[Any, Any]], None] | None = None
     aggregate_tables: tuple[sa.Table, ...] = ()
 
@@ -53,10 +55,6 @@ class Projection:
 
     def save(self, conn: Connection, records: Iterable[Any]) -> None:
         rows.upsert(conn, self.table, (r.as_row() for r in records))
-
-    def reset(self, conn: Connection) -> None:
-        for table in (self.table, *self.aggregate_tables):
-            conn.execute(table.delete())
 
     @property
     def lock_key(self) -> int:
@@ -147,22 +145,99 @@ def catch_up(engine: Engine, projection: Projection, batch_size: int = 2000) -> 
     return total
 
 
-def rebuild(engine: Engine, projection: Projection, batch_size: int = 2000) -> int:
-    """Replay from position 0 in one transaction: readers see the old rows until it commits."""
-    with engine.begin() as conn:
-        _lock_checkpoint(conn, projection.name)
-        projection.reset(conn)
-        position, total = 0, 0
-        while batch := read_all(conn, after=position, limit=batch_size):
-            apply_batch(conn, projection, batch)
-            position = batch[-1].position
-            total += len(batch)
-        conn.execute(
-            projection_checkpoints.update()
-            .where(projection_checkpoints.c.name == projection.name)
-            .values(position=position, updated_at=sa.func.clock_timestamp())
-        )
+REBUILD_LOCK_KEY = zlib.crc32(b"orch_projection_rebuild")  # shared by rebuilds; retention yields to it
+_CLOSE_ENOUGH = 2000  # events still to fold when the swap begins: what the swap's transaction folds itself
+
+
+def rebuild(
+    engine: Engine,
+    projection: Projection,
+    batch_size: int = 2000,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Replay the log from position 0 into fresh copies of the projection's tables, beside the live ones,
+    and swap them in. Returns the events folded.
+
+    Online: the copies are filled in transactions of their own while readers and the live projector go on
+    with the old rows; only the swap is one transaction, and a short one. It locks the checkpoint row (the
+    live projector's next batch waits), folds what was committed since the last batch, swaps the tables
+    (readers wait on their lock for that moment, then read the new rows) and sets the checkpoint to where
+    the copies end. A rebuild that fails or is interrupted leaves the live tables as they were; its schema
+    of copies is dropped. Retention does not delete while a rebuild runs (`retention_may_run`): the copies
+    would keep what it deleted. `progress`, when given, is told (position folded, head) after each batch."""
+    schema = f"orch_rebuild_{uuid.uuid4().hex[:12]}"
+    tables = [t.name for t in (projection.table, *projection.aggregate_tables)]
+    with engine.connect() as guard:  # held for the whole rebuild, on a connection of its own
+        guard.execute(sa.select(sa.func.pg_advisory_lock_shared(REBUILD_LOCK_KEY)))
+        guard.commit()
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f"CREATE SCHEMA {table_swap.quoted(conn, schema)}")
+                for table in tables:
+                    table_swap.create_copy(conn, table, schema)
+            position = total = 0
+            while True:  # the copies chase the log until the rest fits in the swap's transaction
+                with engine.connect() as conn:
+                    head = committed_head(conn)
+                if head - position <= _CLOSE_ENOUGH:
+                    break
+                while head > position:
+                    with engine.begin() as conn:
+                        folded = _fold_into_copies(conn, projection, schema, position, head, batch_size)
+                    if not folded:
+                        break
+                    position, total = folded[-1].position, total + len(folded)
+                    if progress is not None:
+                        progress(position, head)
+            with engine.begin() as conn:
+                for table in tables:  # fresh statistics, so the first queries on the new rows plan well
+                    conn.exec_driver_sql(
+                        f"ANALYZE {table_swap.quoted(conn, schema)}.{table_swap.quoted(conn, table)}"
+                    )
+            with engine.begin() as conn:
+                _lock_checkpoint(conn, projection.name)
+                head = committed_head(conn)
+                while folded := _fold_into_copies(conn, projection, schema, position, head, batch_size):
+                    position, total = folded[-1].position, total + len(folded)
+                for table in tables:
+                    table_swap.swap_in(conn, table, schema)
+                conn.execute(
+                    projection_checkpoints.update()
+                    .where(projection_checkpoints.c.name == projection.name)
+                    .values(position=position, updated_at=sa.func.clock_timestamp())
+                )
+        finally:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {table_swap.quoted(conn, schema)} CASCADE")
+            guard.execute(sa.select(sa.func.pg_advisory_unlock_shared(REBUILD_LOCK_KEY)))
+            guard.commit()
+    log.info("projection.rebuilt", projection=projection.name, events=total, position=position)
     return total
+
+
+def retention_may_run(conn: Connection) -> bool:
+    """Whether no rebuild is in progress; if none is, none can begin before this transaction ends."""
+    return bool(conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(REBUILD_LOCK_KEY))).scalar_one())
+
+
+def _live_path(conn: Connection) -> str:
+    return str(conn.execute(sa.text("SELECT current_setting('search_path')")).scalar_one())
+
+
+def _fold_into_copies(
+    conn: Connection, projection: Projection, schema: str, after: int, upto: int, batch_size: int
+) -> list[RecordedEvent]:
+    """One batch of the log past `after` (up to `upto`) folded into the copies in `schema`. The copies
+    bear the live tables' names, so with `schema` first on this transaction's search path the projection's
+    own code writes them, unchanged; the log itself has no copy and is read from the live schema."""
+    live = _live_path(conn)
+    conn.execute(
+        sa.select(sa.func.set_config("search_path", f"{table_swap.quoted(conn, schema)}, {live}", True))
+    )
+    batch = read_all(conn, after=after, limit=batch_size, upto=upto)
+    apply_batch(conn, projection, batch)
+    conn.execute(sa.select(sa.func.set_config("search_path", live, True)))
+    return batch
 
 
 def checkpoint_of(conn: Connection, name: str) -> int:
