@@ -143,7 +143,8 @@ def reconcile(data_dir: DataDir = None) -> None:
 def rebuild(data_dir: DataDir = None) -> None:
     """Replay every read model from position 0 into copies of its tables, then swap them in.
 
-    Online: readers and the live projector keep the old tables until a short swap; a failed rebuild changes nothing."""
+    Online: readers and the live projector keep the old tables until a short swap;
+    a failed rebuild changes nothing."""
     from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
     from orchestrator.projections.runner import PROJECTIONS
