@@ -190,6 +190,9 @@ def rebuild(
                     if progress is not None:
                         progress(position, head)
             with engine.begin() as conn:
+                for table in tables:
+                    table_swap.index_copy(conn, table, schema)
+            with engine.begin() as conn:
                 for table in tables:  # fresh statistics, so the first queries on the new rows plan well
                     conn.exec_driver_sql(
                         f"ANALYZE {table_swap.quoted(conn, schema)}.{table_swap.quoted(conn, table)}"

@@ -1,22 +1,24 @@
 """Replacing a table with a copy built beside it, in the caller's transaction.
 
-The copy is made in a schema of its own with `LIKE ... INCLUDING ALL` (columns, defaults, constraints,
-indexes), filled while the original keeps serving, and swapped in: the original is dropped and the copy
-moved into its schema under its name. What `LIKE` does not carry is carried here, so that everything
-written against the original holds for the copy: the original's index names (later migrations drop and
-create indexes by name), its row-level security and policies (the API's second wall), and its grants.
+The copy is made in a schema of its own (`LIKE ... INCLUDING ALL EXCLUDING INDEXES`: columns, defaults,
+check constraints), with the original's primary and unique constraints under their names (the fold's
+upserts need them), filled while the original keeps serving, given the original's other indexes under
+their names once filled (building an index over the rows at once beats keeping it up row by row), and
+swapped in: the original is dropped and the copy moved into its schema under its name. What `LIKE` does
+not carry is carried here, so that everything written against the original holds for the copy: its index
+names (later migrations drop and create indexes by name), its row-level security and policies (the API's
+second wall), and its grants.
 """
 
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-# "CREATE [UNIQUE] INDEX name ON schema.table USING ..." -> whether unique, and what follows the table.
-_INDEX_DEF = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON \S+ (.*)$")
+# "CREATE [UNIQUE] INDEX name ON schema.table USING ..." -> whether unique, the name, what follows the table.
+_INDEX_DEF = re.compile(r"^CREATE (UNIQUE )?INDEX (\S+) ON \S+ (.*)$")
 
 
 def quoted(conn: Connection, name: str) -> str:
@@ -27,33 +29,54 @@ def live_schema(conn: Connection) -> str:
     return str(conn.execute(sa.text("SELECT current_schema()")).scalar_one())
 
 
+def _qualified(conn: Connection, schema: str, table: str) -> str:
+    return f"{quoted(conn, schema)}.{quoted(conn, table)}"
+
+
 def create_copy(conn: Connection, table: str, schema: str) -> None:
-    """An empty copy of the live `table` in `schema`, which must exist."""
+    """An empty copy of the live `table` in `schema` (which must exist), with its primary and unique
+    constraints but none of its other indexes yet (`index_copy`)."""
     live = live_schema(conn)
+    copy = _qualified(conn, schema, table)
     conn.exec_driver_sql(
-        f"CREATE TABLE {quoted(conn, schema)}.{quoted(conn, table)} "
-        f"(LIKE {quoted(conn, live)}.{quoted(conn, table)} INCLUDING ALL)"
+        f"CREATE TABLE {copy} (LIKE {_qualified(conn, live, table)} INCLUDING ALL EXCLUDING INDEXES)"
     )
+    constraints = conn.execute(
+        sa.text(
+            "SELECT conname, pg_get_constraintdef(c.oid) FROM pg_constraint c"
+            " WHERE c.conrelid = CAST(:table AS regclass) AND c.contype IN ('p', 'u', 'x') ORDER BY conname"
+        ),
+        {"table": _qualified(conn, live, table)},
+    )
+    for name, definition in constraints:
+        conn.exec_driver_sql(f"ALTER TABLE {copy} ADD CONSTRAINT {quoted(conn, name)} {definition}")
 
 
-def _indexes(conn: Connection, schema: str, table: str) -> dict[tuple[bool, str], list[str]]:
-    """The table's index names by shape (their definition without name and table), in name order."""
+def _indexes(conn: Connection, schema: str, table: str, *, of_constraints: bool) -> dict[str, str]:
+    """The table's indexes (name -> definition): those that back a constraint, or the others."""
     rows = conn.execute(
         sa.text(
-            "SELECT i.relname, pg_get_indexdef(x.indexrelid) FROM pg_index x"
-            " JOIN pg_class i ON i.oid = x.indexrelid"
-            " JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace"
-            " WHERE n.nspname = :schema AND t.relname = :table ORDER BY i.relname"
+            "SELECT i.relname, pg_get_indexdef(x.indexrelid),"
+            " EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid"
+            " AND c.conrelid = x.indrelid AND c.contype IN ('p', 'u', 'x'))"
+            " FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid"
+            " WHERE x.indrelid = CAST(:table AS regclass) ORDER BY i.relname"
         ),
-        {"schema": schema, "table": table},
+        {"table": _qualified(conn, schema, table)},
     )
-    shapes: dict[tuple[bool, str], list[str]] = defaultdict(list)
-    for name, definition in rows:
+    return {name: definition for name, definition, backs in rows if backs == of_constraints}
+
+
+def index_copy(conn: Connection, table: str, schema: str) -> None:
+    """Give the copy in `schema` every index of the live table that no constraint owns, same names."""
+    for name, definition in _indexes(conn, live_schema(conn), table, of_constraints=False).items():
         match = _INDEX_DEF.match(definition)
-        if match is None:  # never seen; refusing beats a copy whose index names silently differ
+        if match is None:  # never seen; refusing beats a copy without one of the original's indexes
             raise RuntimeError(f"unexpected index definition: {definition}")
-        shapes[(match.group(1) is not None, match.group(2))].append(name)
-    return shapes
+        unique, rest = match.group(1) or "", match.group(3)
+        conn.exec_driver_sql(
+            f"CREATE {unique}INDEX {quoted(conn, name)} ON {_qualified(conn, schema, table)} {rest}"
+        )
 
 
 def _security(conn: Connection, schema: str, table: str) -> list[str]:
@@ -104,29 +127,19 @@ def _security(conn: Connection, schema: str, table: str) -> list[str]:
 
 
 def swap_in(conn: Connection, table: str, schema: str) -> None:
-    """Drop the live `table` and put its copy from `schema` in its place, under its name, with its index
-    names, row-level security, policies and grants. Takes the table's ACCESS EXCLUSIVE lock: readers wait
-    for the caller's commit, then read the copy."""
+    """Drop the live `table` and put its copy from `schema` in its place, under its name, with its row-level
+    security, policies and grants (the copy already bears its index names: `index_copy`). Takes the table's
+    ACCESS EXCLUSIVE lock: readers wait for the caller's commit, then read the copy."""
     live = live_schema(conn)
-    old = f"{quoted(conn, live)}.{quoted(conn, table)}"
-    new = f"{quoted(conn, schema)}.{quoted(conn, table)}"
+    old, new = _qualified(conn, live, table), _qualified(conn, schema, table)
     conn.exec_driver_sql(f"LOCK TABLE {old} IN ACCESS EXCLUSIVE MODE")
-    names, copies = _indexes(conn, live, table), _indexes(conn, schema, table)
-    if {shape: len(n) for shape, n in names.items()} != {shape: len(n) for shape, n in copies.items()}:
-        raise RuntimeError(f"the copy of {table} does not have the original's indexes")
+    for backs in (True, False):
+        if set(_indexes(conn, live, table, of_constraints=backs)) != set(
+            _indexes(conn, schema, table, of_constraints=backs)
+        ):  # an index added to the original meanwhile (a migration): keep the original
+            raise RuntimeError(f"the copy of {table} does not have the original's indexes")
     security = _security(conn, live, table)
-    # Out of the way first: a name LIKE chose may be taken by another table's index in the live schema.
-    renames: list[tuple[str, str]] = []  # (parked name, the original's name)
-    for shape, copy_names in copies.items():
-        for number, (copy_name, name) in enumerate(zip(copy_names, names[shape], strict=True)):
-            parked = f"orch_swap_{len(renames)}_{number}"
-            conn.exec_driver_sql(
-                f"ALTER INDEX {quoted(conn, schema)}.{quoted(conn, copy_name)} RENAME TO {parked}"
-            )
-            renames.append((parked, name))
     conn.exec_driver_sql(f"DROP TABLE {old}")
     conn.exec_driver_sql(f"ALTER TABLE {new} SET SCHEMA {quoted(conn, live)}")
-    for parked, name in renames:
-        conn.exec_driver_sql(f"ALTER INDEX {quoted(conn, live)}.{parked} RENAME TO {quoted(conn, name)}")
     for statement in security:
         conn.exec_driver_sql(statement)  # DDL text from the catalog, no parameters
