@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -73,11 +73,9 @@ def leftover_schemas(engine: Engine) -> list[str]:
         return list(conn.execute(query).scalars())
 
 
-@pytest.fixture()
-def paused(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Event, threading.Event]]:
-    """Holds a rebuild after its first batch of copies, between transactions, until released. Small batches
+def on_second_fold(monkeypatch: pytest.MonkeyPatch, action: Callable[[], None]) -> None:
+    """Run `action` as the rebuild's second batch of copies begins, between transactions. Small batches
     and no lag allowance, so even a short log takes several batches before the swap."""
-    reached, release = threading.Event(), threading.Event()
     real = runner._fold_into_copies
     calls = 0
 
@@ -85,12 +83,23 @@ def paused(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Event, t
         nonlocal calls
         calls += 1
         if calls == 2:
-            reached.set()
-            assert release.wait(30), "the test never released the rebuild"
+            action()
         return real(*args)
 
     monkeypatch.setattr(runner, "_fold_into_copies", fold)
     monkeypatch.setattr(runner, "_CLOSE_ENOUGH", 0)
+
+
+@pytest.fixture()
+def paused(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Event, threading.Event]]:
+    """Holds a rebuild at its second batch until released."""
+    reached, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        reached.set()
+        assert release.wait(30), "the test never released the rebuild"
+
+    on_second_fold(monkeypatch, hold)
     yield reached, release
     release.set()
 
@@ -157,18 +166,11 @@ def test_a_failed_rebuild_leaves_the_live_tables_as_they_were(
     submit(idle_service, tenant, 30)
     catch_up(engine, RUNS)
     live = rows_of(engine, tenant)
-    real = runner._fold_into_copies
-    calls = 0
 
-    def failing(*args: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise RuntimeError("the rebuild dies here")
-        return real(*args)
+    def die() -> None:
+        raise RuntimeError("the rebuild dies here")
 
-    monkeypatch.setattr(runner, "_fold_into_copies", failing)
-    monkeypatch.setattr(runner, "_CLOSE_ENOUGH", 0)
+    on_second_fold(monkeypatch, die)
     with pytest.raises(RuntimeError, match="dies here"):
         rebuild(engine, RUNS, batch_size=10)
     assert rows_of(engine, tenant) == live
