@@ -8,6 +8,8 @@ at its limit from hiding a tenant's other kinds behind it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
@@ -52,17 +54,27 @@ _CANDIDATES = sa.text(
 )
 
 
+@dataclass(frozen=True)
+class Claim:
+    """The rows to publish, in publishing order, and how many due candidates a running limit or a queue's
+    cap kept back this time (they wait for a slot to free; claiming again before one does finds them
+    again)."""
+
+    messages: list[OutboxMessage]
+    held_back: int = 0
+
+
 def claim_fair(
     conn: Connection,
     batch: int = 100,
     default_max_running: int | None = None,
     queue_max_in_flight: int | None = None,
-) -> list[OutboxMessage]:
-    """Lock and return the next due rows to publish, in publishing order (see domain.dispatch.choose)."""
+) -> Claim:
+    """Lock and return the next due rows to publish (see domain.dispatch.choose)."""
     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK_KEY)))
     rows = conn.execute(_CANDIDATES, {"batch": batch}).all()
     if not rows:
-        return []
+        return Claim([])
     tenants = sorted({row.tenant_id for row in rows})
     in_force = effective_limits(tenants, limits.of_tenants(conn, tenants), default_max_running)
     # Held slots order the tenants' turns when there is a choice to make: with one tenant waiting and no
@@ -77,8 +89,10 @@ def claim_fair(
         for row in rows
     ]
     chosen = [c.id for c in choose(candidates, running, in_force, batch, room)]
+    # Fewer chosen than read and than the batch holds: the rest were over a limit or a cap.
+    held_back = len(candidates) - len(chosen) if len(chosen) < batch else 0
     if not chosen:
-        return []
+        return Claim([], held_back)
     # SKIP LOCKED: a row another transaction holds (a reconciler's prune) is left for the next batch.
     locked = set(
         conn.execute(
@@ -91,7 +105,7 @@ def claim_fair(
         ).scalars()
     )
     by_id = {row.id: row for row in rows}
-    return [
+    messages = [
         OutboxMessage(
             row.id,
             row.run_id,
@@ -104,3 +118,4 @@ def claim_fair(
         )
         for row in (by_id[i] for i in chosen if i in locked)
     ]
+    return Claim(messages, held_back)
