@@ -98,25 +98,32 @@ class CheckpointMoved(Exception):
     """Another writer advanced the checkpoint under us; the batch is rolled back."""
 
 
-def _lock_checkpoint(conn: Connection, name: str) -> int:
-    locked = (
-        sa.select(projection_checkpoints.c.position)
-        .where(projection_checkpoints.c.name == name)
-        .with_for_update()
+# A round's own statements, built once (see store.events._INSERT for why).
+_LOCKED_CHECKPOINT = (
+    sa.select(projection_checkpoints.c.position)
+    .where(projection_checkpoints.c.name == sa.bindparam("name"))
+    .with_for_update()
+)
+_ADVANCE = (
+    projection_checkpoints.update()
+    .where(
+        projection_checkpoints.c.name == sa.bindparam("checkpoint"),
+        projection_checkpoints.c.position == sa.bindparam("old"),
     )
-    position = conn.execute(locked).scalar()
+    .values(position=sa.bindparam("new"), updated_at=sa.func.clock_timestamp())
+)
+
+
+def _lock_checkpoint(conn: Connection, name: str) -> int:
+    position = conn.execute(_LOCKED_CHECKPOINT, {"name": name}).scalar()
     if position is None:  # the projection's first batch ever: the row is made once, then always read
         conn.execute(insert(projection_checkpoints).values(name=name, position=0).on_conflict_do_nothing())
-        position = conn.execute(locked).scalar_one()
+        position = conn.execute(_LOCKED_CHECKPOINT, {"name": name}).scalar_one()
     return int(position)
 
 
 def _advance(conn: Connection, name: str, old: int, new: int) -> None:
-    result = conn.execute(
-        projection_checkpoints.update()
-        .where(projection_checkpoints.c.name == name, projection_checkpoints.c.position == old)
-        .values(position=new, updated_at=sa.func.clock_timestamp())
-    )
+    result = conn.execute(_ADVANCE, {"checkpoint": name, "old": old, "new": new})
     if result.rowcount != 1:
         raise CheckpointMoved(name)
 

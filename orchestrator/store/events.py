@@ -76,6 +76,31 @@ _COLUMNS = (
     events.c.recorded_at,
 )
 
+# The hot path's statements, built once: SQLAlchemy builds a statement and computes its cache key on every
+# call otherwise, which cost about 60 us a statement, a third of executing it (several per run and role).
+_INSERT = events.insert().returning(*_COLUMNS)
+_SHARED_LOCK_AND_VERSION = sa.select(
+    sa.func.pg_advisory_xact_lock_shared(APPEND_LOCK_KEY),
+    sa.select(sa.func.coalesce(sa.func.max(events.c.version), 0))
+    .where(events.c.stream_id == sa.bindparam("stream_id"))
+    .scalar_subquery(),
+)
+_SHARED_LOCK = sa.select(sa.func.pg_advisory_xact_lock_shared(APPEND_LOCK_KEY))
+_STREAM = (
+    sa.select(*_COLUMNS).where(events.c.stream_id == sa.bindparam("stream_id")).order_by(events.c.version)
+)
+_TENANT_STREAM = _STREAM.where(events.c.tenant_id == sa.bindparam("tenant_id"))
+_STREAM_FROM_VERSION = _STREAM.where(events.c.version >= sa.bindparam("version"))
+_LOG_RANGE = (
+    sa.select(*_COLUMNS)
+    .where(events.c.position > sa.bindparam("after"), events.c.position <= sa.bindparam("head"))
+    .order_by(events.c.position)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+_HEAD = sa.select(sa.func.coalesce(sa.func.max(events.c.position), 0))
+_COMMITTED_HEAD = sa.select(sa.func.orch_committed_head())
+_STREAM_LOCK = sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("key", type_=sa.BigInteger)))
+
 
 def _recorded(row: Any) -> RecordedEvent:
     # The selected columns (_COLUMNS) are the dataclass's fields in order (checked below): positional
@@ -112,12 +137,7 @@ def _append(
 ) -> list[RecordedEvent]:
     # One round trip: the shared lock, and the stream's version as this transaction sees it. A concurrent
     # append of the same version that is not committed yet is invisible here; the unique key catches it.
-    version = sa.select(sa.func.coalesce(sa.func.max(events.c.version), 0)).where(
-        events.c.stream_id == stream_id
-    )
-    actual = conn.execute(
-        sa.select(sa.func.pg_advisory_xact_lock_shared(APPEND_LOCK_KEY), version.scalar_subquery())
-    ).one()[1]
+    actual = conn.execute(_SHARED_LOCK_AND_VERSION, {"stream_id": stream_id}).one()[1]
     if actual != expected_version:
         raise ConcurrencyError(stream_id, expected_version, int(actual))
     rows = [
@@ -133,7 +153,7 @@ def _append(
         for offset, event in enumerate(new_events)
     ]
     try:
-        inserted = conn.execute(events.insert().returning(*_COLUMNS), rows)
+        inserted = conn.execute(_INSERT, rows)
     except IntegrityError as exc:
         # Optimistic concurrency is the (stream_id, version) key: the version we meant to write exists
         # (committed, or committed by the writer we waited for). The transaction is spoiled: start over.
@@ -164,7 +184,7 @@ def append_new_streams(conn: Connection, streams: Sequence[NewStream]) -> list[l
 
 
 def _append_new_streams(conn: Connection, streams: Sequence[NewStream]) -> list[list[RecordedEvent]]:
-    conn.execute(sa.select(sa.func.pg_advisory_xact_lock_shared(APPEND_LOCK_KEY)))
+    conn.execute(_SHARED_LOCK)
     rows = [
         {
             "event_id": uuid.uuid4(),
@@ -179,7 +199,7 @@ def _append_new_streams(conn: Connection, streams: Sequence[NewStream]) -> list[
         for offset, event in enumerate(stream.events)
     ]
     by_stream: dict[UUID, list[RecordedEvent]] = {stream.stream_id: [] for stream in streams}
-    for row in conn.execute(events.insert().returning(*_COLUMNS), rows):
+    for row in conn.execute(_INSERT, rows):
         recorded = _recorded(row)
         by_stream[recorded.stream_id].append(recorded)
     return [sorted(by_stream[stream.stream_id], key=lambda r: r.version) for stream in streams]
@@ -209,24 +229,22 @@ def lock_stream(conn: Connection, stream_id: UUID) -> None:
     racing on the version (a fast job's appends kept beating a cancel that had to re-read a long stream).
     The expected-version check of `append` stays the guarantee; this only stops the losing."""
     key = int.from_bytes(stream_id.bytes[8:], "big", signed=True) ^ _STREAM_LOCK_NAMESPACE
-    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+    conn.execute(_STREAM_LOCK, {"key": key})
 
 
 def read_stream(conn: Connection, stream_id: UUID, *, tenant_id: str | None = None) -> list[RecordedEvent]:
-    query = sa.select(*_COLUMNS).where(events.c.stream_id == stream_id).order_by(events.c.version)
-    if tenant_id is not None:
-        query = query.where(events.c.tenant_id == tenant_id)
-    return [_recorded(r) for r in conn.execute(query)]
+    if tenant_id is None:
+        return [_recorded(r) for r in conn.execute(_STREAM, {"stream_id": stream_id})]
+    return [
+        _recorded(r) for r in conn.execute(_TENANT_STREAM, {"stream_id": stream_id, "tenant_id": tenant_id})
+    ]
 
 
 def read_stream_from_version(conn: Connection, stream_id: UUID, version: int) -> list[RecordedEvent]:
     """A stream's events from `version` (inclusive) on: the tail past a state folded up to `version`."""
-    query = (
-        sa.select(*_COLUMNS)
-        .where(events.c.stream_id == stream_id, events.c.version >= version)
-        .order_by(events.c.version)
-    )
-    return [_recorded(r) for r in conn.execute(query)]
+    return [
+        _recorded(r) for r in conn.execute(_STREAM_FROM_VERSION, {"stream_id": stream_id, "version": version})
+    ]
 
 
 def read_run_stream(conn: Connection, run_id: UUID, *, tenant_id: str | None = None) -> list[RecordedEvent]:
@@ -256,7 +274,7 @@ def has_event(conn: Connection, stream_id: UUID, event_type: str) -> bool:
 
 def committed_head(conn: Connection) -> int:
     """The position up to which the log is final (see APPEND_LOCK_KEY). Needs READ COMMITTED."""
-    return int(conn.execute(sa.select(sa.func.orch_committed_head())).scalar_one())
+    return int(conn.execute(_COMMITTED_HEAD).scalar_one())
 
 
 def read_all(
@@ -269,14 +287,8 @@ def read_all(
     head = committed_head(conn) if upto is None else upto
     if head <= after:
         return []
-    query = (
-        sa.select(*_COLUMNS)
-        .where(events.c.position > after, events.c.position <= head)
-        .order_by(events.c.position)
-        .limit(limit)
-    )
-    return [_recorded(r) for r in conn.execute(query)]
+    return [_recorded(r) for r in conn.execute(_LOG_RANGE, {"after": after, "head": head, "limit": limit})]
 
 
 def head_position(conn: Connection) -> int:
-    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.position), 0))).scalar_one())
+    return int(conn.execute(_HEAD).scalar_one())

@@ -45,9 +45,14 @@ _RELEASE = sa.text(
 )
 
 
+_WAIT_FOR_RELAY = (
+    sa.select(outbox.c.id).where(outbox.c.run_id == sa.bindparam("run_id")).with_for_update(read=True)
+)
+
+
 def release(conn: Connection, run_id: UUID) -> None:
     """Give the run's slot back (if it holds one)."""
-    conn.execute(sa.select(outbox.c.id).where(outbox.c.run_id == run_id).with_for_update(read=True))
+    conn.execute(_WAIT_FOR_RELAY, {"run_id": run_id})
     conn.execute(_RELEASE, {"run_id": run_id})
 
 

@@ -26,6 +26,12 @@ def scope_to(tenants: Iterable[str]) -> None:
 
 _INSTALLED: WeakSet[Engine] = WeakSet()
 
+# One round trip, built once: `role` set locally is SET LOCAL ROLE, and the tenants ride along.
+_SCOPE = sa.select(
+    sa.func.set_config("role", APP_ROLE, True),
+    sa.func.set_config("orch.tenants", sa.bindparam("tenants", type_=sa.String), True),
+)
+
 
 def install(engine: Engine) -> None:
     """Switch each transaction begun under a tenant scope to the application role (once per engine)."""
@@ -38,10 +44,4 @@ def install(engine: Engine) -> None:
         tenants = current_tenants.get()
         if tenants is None:
             return
-        # One round trip: `role` set locally is SET LOCAL ROLE, and the tenants ride along.
-        conn.execute(
-            sa.select(
-                sa.func.set_config("role", APP_ROLE, True),
-                sa.func.set_config("orch.tenants", json.dumps(list(tenants)), True),
-            )
-        )
+        conn.execute(_SCOPE, {"tenants": json.dumps(list(tenants))})
