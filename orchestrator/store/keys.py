@@ -69,12 +69,16 @@ def create(
     return key, _record(row)
 
 
+# Every request's lookup, built once.
+_ACTIVE_BY_DIGEST = sa.select(*_COLUMNS).where(
+    api_keys.c.digest == sa.bindparam("digest"), api_keys.c.revoked_at.is_(None)
+)
+
+
 def find_active(conn: Connection, key: str) -> KeyRecord | None:
     if not apikeys.is_well_formed(key):
         return None
-    row = conn.execute(
-        sa.select(*_COLUMNS).where(api_keys.c.digest == apikeys.digest(key), api_keys.c.revoked_at.is_(None))
-    ).first()
+    row = conn.execute(_ACTIVE_BY_DIGEST, {"digest": apikeys.digest(key)}).first()
     return _record(row) if row else None
 
 

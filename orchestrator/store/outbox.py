@@ -81,13 +81,18 @@ def enqueue(
     return int(conn.execute(outbox.insert().values(**values).returning(outbox.c.id)).scalar_one())
 
 
+# One statement for every row, so each names its not_before; NULL means now, the column's default. Built
+# once, as the hot path's statements in store.events are.
+_FIRST_ATTEMPTS = outbox.insert().values(
+    not_before=sa.func.coalesce(sa.bindparam("due", type_=outbox.c.not_before.type), sa.func.now())
+)
+
+
 def enqueue_first_attempts(conn: Connection, runs: Sequence[FirstAttempt]) -> None:
     """Dispatch intents for the first attempt of many new runs, in one statement."""
     if runs:
-        # One statement for every row, so each names its not_before; NULL means now, the column's default.
-        due = sa.func.coalesce(sa.bindparam("due", type_=outbox.c.not_before.type), sa.func.now())
         conn.execute(
-            outbox.insert().values(not_before=due),
+            _FIRST_ATTEMPTS,
             [
                 {
                     "run_id": run.run_id,
