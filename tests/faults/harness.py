@@ -107,6 +107,10 @@ def fault_settings(database_url: str, redis_url: str, data_dir: Path, **override
         "worker_shutdown_seconds": 2.0,
         "relay_poll_seconds": 0.2,
         "projector_poll_seconds": 0.2,
+        # The fault tests submit as fast as one client can (1,000 runs at full scale): the default rate
+        # limit (a burst of 200) would answer 429 to what the test means to push through a fault.
+        "rate_limit_per_second": 100_000.0,
+        "rate_limit_burst": 100_000,
     }
     values.update(overrides)
     return Settings(**values)

@@ -137,12 +137,7 @@ def test_runs_across_hosts_succeed_once_through_a_worker_partition(
     # Every run waits in the queue behind hundreds: the fault tests' dispatch timeout (3 s) would have the
     # reconciler publish most of them again (harmless, each copy is dropped, but it doubles the traffic).
     # The lease stays short: a run on the cut-off host is recovered by its lease, not by this timeout.
-    system = make_system(
-        rate_limit_per_second=100_000.0,
-        rate_limit_burst=100_000,
-        worker_concurrency=4,
-        dispatch_timeout_seconds=20.0,
-    )
+    system = make_system(worker_concurrency=4, dispatch_timeout_seconds=20.0)
     with system.engine.begin() as conn:
         key, _ = keys.create(conn, tenant)
     api_hosts = [network.add(f"api{i}") for i in (1, 2)]
