@@ -23,6 +23,14 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "schemas": ("orchestrator", "workers", "*third-party-but-pydantic*"),
     # Workers write through the services and get them from the composition root; never SQL or the store.
     "workers": ("orchestrator.store", "sqlalchemy", "orchestrator.api", "orchestrator.readmodel"),
+    # The write path's side effects: the store and the domain, under the service; never a reader or a job.
+    "orchestrator.policies": (
+        "orchestrator.api",
+        "orchestrator.readmodel",
+        "orchestrator.projections",
+        "orchestrator.processes",
+        "workers",
+    ),
     # The API never runs jobs.
     "orchestrator.api": ("workers",),
     # Read models fold the log; they do not call the write path or the HTTP layer.
