@@ -26,8 +26,8 @@ from orchestrator.projections import runs as runs_projection
 from orchestrator.projections import steps as steps_projection
 from orchestrator.store import table_swap
 from orchestrator.store.engine import libpq_url
-from orchestrator.store.events import EVENTS_CHANNEL, RecordedEvent, committed_head, head_position, read_all
-from orchestrator.store.schema import projection_checkpoints
+from orchestrator.store.events import EVENTS_CHANNEL, RecordedEvent, committed_head, read_all
+from orchestrator.store.schema import events, projection_checkpoints
 
 log = structlog.get_logger(__name__)
 
@@ -104,6 +104,15 @@ _LOCKED_CHECKPOINT = (
     .where(projection_checkpoints.c.name == sa.bindparam("name"))
     .with_for_update()
 )
+_BEHIND = sa.select(
+    sa.func.coalesce(sa.select(sa.func.max(events.c.position)).scalar_subquery(), 0)
+    > sa.func.coalesce(
+        sa.select(projection_checkpoints.c.position)
+        .where(projection_checkpoints.c.name == sa.bindparam("checkpoint"))
+        .scalar_subquery(),
+        0,
+    )
+)
 _ADVANCE = (
     projection_checkpoints.update()
     .where(
@@ -139,10 +148,12 @@ def catch_up(engine: Engine, projection: Projection, batch_size: int = 2000) -> 
     total, head = 0, None
     while True:
         with engine.begin() as conn:
+            # Looked at before the lock: the row lock writes (a transaction id, WAL, a flushed commit), which
+            # an idle projector polling every interval need not do.
+            if head is None and not conn.execute(_BEHIND, {"checkpoint": projection.name}).scalar_one():
+                return total
             position = _lock_checkpoint(conn, projection.name)
             if head is None:
-                if head_position(conn) <= position:
-                    return total
                 head = committed_head(conn)
             batch = read_all(conn, after=position, limit=batch_size, upto=head)
             apply_batch(conn, projection, batch)
