@@ -92,7 +92,11 @@ def test_no_traceback_sql_or_key_in_any_log(
     make_system: MakeSystem, admin_url: str, fault_db: str, tenant: str
 ) -> None:
     port = free_port()
-    system = make_system(port=port, cancel_grace_seconds=2.0, dispatch_timeout_seconds=2.0)
+    # Two pool processes at every scale: the outage below is staged on both being busy with runs in flight,
+    # so that the queued deliveries are taken only once a run's writes gave up.
+    system = make_system(
+        port=port, cancel_grace_seconds=2.0, dispatch_timeout_seconds=2.0, worker_concurrency=2
+    )
     with system.engine.begin() as conn:
         key, _ = keys.create(conn, tenant, "log hygiene")
     for role in ("relay", "project", "reconcile"):
