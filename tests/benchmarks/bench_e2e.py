@@ -29,7 +29,7 @@ import psycopg
 import redis
 
 from tests import services
-from tests.benchmarks import venvs
+from tests.benchmarks import cpu, venvs
 from tests.benchmarks.celery_noop import make_app
 from tests.benchmarks.common import (
     Samples,
@@ -146,6 +146,8 @@ def ours(found: Servers, n: int, clients: int) -> Iterator[tuple[Trial, Trial]]:
                 polls += 1  # each poll is a commit and a statement of our own, not the system's
                 return succeeded(tenant) >= n
 
+            roles = {p.role: p.proc.pid for p in system.processes if p.proc is not None}
+            cpu_before = cpu.snapshot(roles, {"benchmark client": os.getpid()})
             began = time.perf_counter()
             if batched:
                 requests = -(-n // BATCH_SIZE)
@@ -155,9 +157,13 @@ def ours(found: Servers, n: int, clients: int) -> Iterator[tuple[Trial, Trial]]:
                 created = run_load(system.api_url or "", headers, n, _create, clients)
             wait_for(all_succeeded, _deadline(n), f"{n} runs succeeded", interval=0.02)
             seconds = time.perf_counter() - began
+            cpu_after = cpu.snapshot(roles, {"benchmark client": os.getpid()})
             settle_stats()
             commits_after, rollbacks_after = commit_counters(found.admin_url, system.database_name)
             values = {"jobs_per_s": n / seconds, **created.values("create")}
+            values.update(
+                {f"cpu_ms.{name}": ms for name, ms in cpu.per_run_ms(cpu_before, cpu_after, n).items()}
+            )
             committed = commits_after - commits - polls
             values["commits_per_run"] = committed / n
             idle_share = idle_commits_per_s * (time.time() - window_began)
@@ -224,6 +230,37 @@ def report(samples: Samples, n: int) -> dict[str, Any]:
     columns = ["commits/run", "net of idle", "rollbacks/run", "idle commits/s", "statements/run"]
     print_table("ours, per run (pg_stat_database)", columns, [cells], notes)
     summary["ours_per_run"] = per_run
+    summary["ours_cpu_ms_per_run"] = cpu_table(samples, [c for c in contenders if c.startswith(OURS)])
+    return summary
+
+
+def cpu_table(samples: Samples, contenders: list[str]) -> dict[str, Any]:
+    """Where the machine's time went: CPU milliseconds per run of each process group, while the runs went
+    from the first request to all succeeded (medians over reps)."""
+    groups = sorted(
+        {
+            key
+            for s in samples.items
+            if s.contender in contenders
+            for key in s.values
+            if key.startswith("cpu_ms.")
+        }
+    )
+    if not groups:
+        return {}
+    summary = {
+        c: {g.removeprefix("cpu_ms."): summarize(samples, c, g)["median"] for g in groups} for c in contenders
+    }
+    rows = [
+        [
+            g.removeprefix("cpu_ms."),
+            *(fmt(summary[c][g.removeprefix("cpu_ms.")], digits=2) for c in contenders),
+        ]
+        for g in groups
+    ]
+    rows.append(["all", *(fmt(sum(v or 0.0 for v in summary[c].values()), digits=2) for c in contenders)])
+    notes = "user + system time from /proc; a role counts with its children (the worker with its pool)."
+    print_table("ours, CPU ms per run by process", ["process", *contenders], rows, notes)
     return summary
 
 
