@@ -31,7 +31,7 @@ from orchestrator.store.schema import events, projection_checkpoints
 
 log = structlog.get_logger(__name__)
 
-_MIN_ROUND_SECONDS = 0.02  # at most 50 catch-up rounds a second per projection
+_MIN_ROUND_SECONDS = 0.05  # at most 20 catch-up rounds a second per projection
 
 
 @dataclass(frozen=True)
@@ -311,5 +311,8 @@ def run_projector(
             for _ in listen.notifies(timeout=poll_seconds, stop_after=1):
                 pass
             # Under a stream of appends every commit notifies: let a few gather, so each round (and its
-            # barrier on the appenders) covers many events instead of one.
+            # barrier on the appenders) covers many events instead of one. A round costs about as much for
+            # one event as for a hundred: at 20 a second instead of 50 the projector spent 1.4 ms of CPU
+            # per run instead of 2.5 (bench_e2e), and the read model trails a busy log by at most 50 ms.
+            # After a quiet spell the first event is applied at once.
             stop.wait(max(0.0, _MIN_ROUND_SECONDS - (time.monotonic() - started)))
