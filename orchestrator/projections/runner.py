@@ -26,8 +26,8 @@ from orchestrator.projections import runs as runs_projection
 from orchestrator.projections import steps as steps_projection
 from orchestrator.store import table_swap
 from orchestrator.store.engine import libpq_url
-from orchestrator.store.events import EVENTS_CHANNEL, RecordedEvent, committed_head, read_all
-from orchestrator.store.schema import events, projection_checkpoints
+from orchestrator.store.events import EVENTS_CHANNEL, HEAD, RecordedEvent, committed_head, read_all
+from orchestrator.store.schema import projection_checkpoints
 
 log = structlog.get_logger(__name__)
 
@@ -99,20 +99,11 @@ class CheckpointMoved(Exception):
 
 
 # A round's own statements, built once (see store.events._INSERT for why).
-_LOCKED_CHECKPOINT = (
-    sa.select(projection_checkpoints.c.position)
-    .where(projection_checkpoints.c.name == sa.bindparam("name"))
-    .with_for_update()
+_CHECKPOINT = sa.select(projection_checkpoints.c.position).where(
+    projection_checkpoints.c.name == sa.bindparam("checkpoint")
 )
-_BEHIND = sa.select(
-    sa.func.coalesce(sa.select(sa.func.max(events.c.position)).scalar_subquery(), 0)
-    > sa.func.coalesce(
-        sa.select(projection_checkpoints.c.position)
-        .where(projection_checkpoints.c.name == sa.bindparam("checkpoint"))
-        .scalar_subquery(),
-        0,
-    )
-)
+_LOCKED_CHECKPOINT = _CHECKPOINT.with_for_update()
+_BEHIND = sa.select(sa.func.coalesce(_CHECKPOINT.scalar_subquery(), 0) < HEAD)  # the log grew past it
 _ADVANCE = (
     projection_checkpoints.update()
     .where(
@@ -124,10 +115,10 @@ _ADVANCE = (
 
 
 def _lock_checkpoint(conn: Connection, name: str) -> int:
-    position = conn.execute(_LOCKED_CHECKPOINT, {"name": name}).scalar()
+    position = conn.execute(_LOCKED_CHECKPOINT, {"checkpoint": name}).scalar()
     if position is None:  # the projection's first batch ever: the row is made once, then always read
         conn.execute(insert(projection_checkpoints).values(name=name, position=0).on_conflict_do_nothing())
-        position = conn.execute(_LOCKED_CHECKPOINT, {"name": name}).scalar_one()
+        position = conn.execute(_LOCKED_CHECKPOINT, {"checkpoint": name}).scalar_one()
     return int(position)
 
 
@@ -263,10 +254,7 @@ def _fold_into_copies(
 
 
 def checkpoint_of(conn: Connection, name: str) -> int:
-    value = conn.execute(
-        sa.select(projection_checkpoints.c.position).where(projection_checkpoints.c.name == name)
-    ).scalar()
-    return int(value or 0)
+    return int(conn.execute(_CHECKPOINT, {"checkpoint": name}).scalar() or 0)
 
 
 def checkpoint(engine: Engine, name: str = runs_projection.NAME) -> int:

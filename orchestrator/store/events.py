@@ -97,7 +97,9 @@ _LOG_RANGE = (
     .order_by(events.c.position)
     .limit(sa.bindparam("limit", type_=sa.Integer))
 )
-_HEAD = sa.select(sa.func.coalesce(sa.func.max(events.c.position), 0))
+# The log's highest position (0 when empty), as an expression a caller may compare within its own statement.
+HEAD = sa.func.coalesce(sa.select(sa.func.max(events.c.position)).scalar_subquery(), 0)
+_HEAD = sa.select(HEAD)
 _COMMITTED_HEAD = sa.select(sa.func.orch_committed_head())
 _STREAM_LOCK = sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("key", type_=sa.BigInteger)))
 
