@@ -28,6 +28,7 @@ from orchestrator.api import (
 )
 from orchestrator.api.correlation import RequestId
 from orchestrator.api.guards import RequestGuard
+from orchestrator.api.key_cache import KeyCache
 from orchestrator.api.ratelimit import RateLimiter, SharedRateLimiter
 from orchestrator.api.shared_limits import SharedRedis, namespace_of
 from orchestrator.api.surfaces import data_products, list_jobs, task_runs, taxonomy, taxonomy_tree
@@ -61,6 +62,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     shared = SharedRedis(settings.redis_url, namespace_of(settings)) if settings.redis_url else None
     app.state.shared_limits = shared
     rate, burst = settings.rate_limit_per_second, settings.rate_limit_burst
+    app.state.key_cache = KeyCache()
     app.state.limiter = SharedRateLimiter(rate, burst, shared) if shared else RateLimiter(rate, burst)
     errors.install(app)
     docs.install(app)

@@ -11,14 +11,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
+from orchestrator.api.key_cache import KeyCache
 from orchestrator.api.ratelimit import RateLimiter
 from orchestrator.services import RunService
 from orchestrator.settings import Settings
-from orchestrator.store import keys, tenancy
+from orchestrator.store import key_format, keys, tenancy
+from orchestrator.store.keys import Unauthenticated
 
-
-class Unauthenticated(Exception):
-    """Missing, malformed, unknown or revoked key: one answer for all, so none can be told apart."""
+__all__ = ["Principal", "RateLimited", "Unauthenticated", "authenticate"]
 
 
 class RateLimited(Exception):
@@ -86,15 +86,20 @@ async def authenticate(
     presented = _presented_key(request, bearer, x_api_key, vai_token)
     if not presented or len(presented) > 200:
         raise Unauthenticated()
-    limiter: RateLimiter = request.app.state.limiter
-    record, wait = await run_in_threadpool(_find_key_and_take_token, engine, limiter, presented)
+    if not key_format.is_well_formed(presented):
+        raise Unauthenticated()
+    state = request.app.state
+    record, wait = await run_in_threadpool(
+        _find_key_and_take_token, engine, state.key_cache, state.limiter, key_format.digest(presented)
+    )
     if record is None:
         raise Unauthenticated()
     if wait > 0:
         raise RateLimited(wait)
-    # Async on purpose: a context variable set here is seen by the endpoint and its threads, and
-    # every transaction they begin runs under row-level security for these tenants.
-    tenancy.scope_to(record.tenants)
+    # Async on purpose: a context variable set here is seen by the endpoint and its threads, and every
+    # transaction they begin runs under row-level security for these tenants, once it has checked that
+    # the key is still active (a key from the cache may have been revoked since).
+    tenancy.scope_to(record.tenants, record.id)
     structlog.contextvars.bind_contextvars(tenant_id=record.tenant_id)  # the request's lines from here on
     return Principal(
         tenant_id=record.tenant_id, key_prefix=record.prefix, tenants=record.tenants, key_name=record.name
@@ -102,15 +107,20 @@ async def authenticate(
 
 
 def _find_key_and_take_token(
-    engine: Engine, limiter: RateLimiter, presented: str
+    engine: Engine, cache: KeyCache, limiter: RateLimiter, digest: str
 ) -> tuple[keys.KeyRecord | None, float]:
     """The key, and the wait its bucket asks for (0: go on): one worker-thread hop for both, since the
     shared bucket is a Redis round trip."""
-    # Autocommit: one statement needs no transaction, and BEGIN and ROLLBACK around it were two of the
-    # three round trips of every request's key lookup.
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        record = keys.find_active(conn, presented)
-    return record, (limiter.acquire(str(record.id)) if record is not None else 0.0)
+    record = cache.get(digest)
+    if record is None:
+        # Autocommit: one statement needs no transaction, and BEGIN and ROLLBACK around it were two of
+        # the three round trips of every request's key lookup.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            record = keys.find_active_by_digest(conn, digest)
+        if record is None:
+            return None, 0.0
+        cache.put(digest, record)
+    return record, limiter.acquire(str(record.id))
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -35,6 +35,7 @@ from sse_starlette import ServerSentEvent
 
 from orchestrator.api.shared_limits import LEASE_SECONDS, AtCap, SharedStreamSlots
 from orchestrator.settings import Settings
+from orchestrator.store import tenancy
 from orchestrator.store.engine import libpq_url
 from orchestrator.store.events import EVENTS_CHANNEL, RecordedEvent, read_stream_after
 from orchestrator.store.schema import events
@@ -323,6 +324,7 @@ class SharedReads:
             if self._waiting.get(key) is pending:
                 del self._waiting[key]  # begun: later requests start a read of their own
             self.reads += 1
+        tenancy.without_key_check()  # this read may serve other keys' streams of the run too
         return read_events(self._engine, *key)
 
 

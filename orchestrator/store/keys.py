@@ -16,6 +16,10 @@ from orchestrator.store import key_format as apikeys
 from orchestrator.store.schema import api_keys
 
 
+class Unauthenticated(Exception):
+    """Missing, malformed, unknown or revoked key: one answer for all, so none can be told apart."""
+
+
 @dataclass(frozen=True)
 class KeyRecord:
     id: UUID
@@ -78,8 +82,16 @@ _ACTIVE_BY_DIGEST = sa.select(*_COLUMNS).where(
 def find_active(conn: Connection, key: str) -> KeyRecord | None:
     if not apikeys.is_well_formed(key):
         return None
-    row = conn.execute(_ACTIVE_BY_DIGEST, {"digest": apikeys.digest(key)}).first()
+    return find_active_by_digest(conn, apikeys.digest(key))
+
+
+def find_active_by_digest(conn: Connection, digest: str) -> KeyRecord | None:
+    row = conn.execute(_ACTIVE_BY_DIGEST, {"digest": digest}).first()
     return _record(row) if row else None
+
+
+# Whether the key is still active, by its id (the primary key): what every scoped transaction checks.
+IS_ACTIVE = sa.exists().where(api_keys.c.id == sa.bindparam("key_id"), api_keys.c.revoked_at.is_(None))
 
 
 def revoke(conn: Connection, key_id_or_prefix: str) -> int:

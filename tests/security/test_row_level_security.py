@@ -170,14 +170,14 @@ def test_the_app_role_cannot_write_outside_its_tenants(engine: Engine, two_tenan
 
 def test_api_transactions_run_as_the_app_role(engine: Engine) -> None:
     tenancy.install(engine)
-    token = tenancy.current_tenants.set(("some-tenant",))
+    token = tenancy.current_scope.set(tenancy.Scope('["some-tenant"]'))
     try:
         with engine.connect() as conn:
             role, tenants = conn.execute(
                 sa.text("SELECT current_user, current_setting('orch.tenants')")
             ).one()
     finally:
-        tenancy.current_tenants.reset(token)
+        tenancy.current_scope.reset(token)
     assert (role, json.loads(tenants)) == (APP_ROLE, ["some-tenant"])
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT current_user")).scalar_one() != APP_ROLE
