@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from orchestrator.api.app import create_app
 from orchestrator.settings import Settings
 from orchestrator.store import keys
 from orchestrator.store.schema import events
-from tests.conftest import System
+from tests.conftest import System, statements_run
 
 pytestmark = pytest.mark.usefixtures("system")
 
@@ -29,20 +28,8 @@ def idle_client(settings: Settings, engine: Engine, system: System) -> Iterator[
         yield client
 
 
-@contextmanager
-def key_lookups(engine: Engine) -> Iterator[list[str]]:
-    """The statements that look a key up by its digest, while the block runs."""
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "api_keys" in statement and "digest" in statement:
-            seen.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
+def _key_lookups(statements: list[str]) -> list[str]:
+    return [s for s in statements if "api_keys" in s and "digest" in s]
 
 
 def _new_key(engine: Engine, tenant: str) -> tuple[str, keys.KeyRecord]:
@@ -58,19 +45,19 @@ def _revoke(engine: Engine, record: keys.KeyRecord) -> None:
 def test_a_known_key_is_looked_up_once(idle_client: TestClient, engine: Engine, tenant: str) -> None:
     key, _ = _new_key(engine, tenant)
     headers = {"Authorization": f"Bearer {key}"}
-    with key_lookups(engine) as lookups:
+    with statements_run(engine) as statements:
         for _ in range(5):
             assert idle_client.get("/v1/runs", headers=headers).status_code == 200
-    assert len(lookups) == 1
+    assert len(_key_lookups(statements)) == 1
 
 
 def test_an_unknown_key_is_looked_up_each_time(idle_client: TestClient, engine: Engine, tenant: str) -> None:
     key, record = _new_key(engine, tenant)
     _revoke(engine, record)  # well formed, never active in this process: nothing to cache
-    with key_lookups(engine) as lookups:
+    with statements_run(engine) as statements:
         for _ in range(3):
             assert idle_client.get("/v1/runs", headers={"X-API-Key": key}).status_code == 401
-    assert len(lookups) == 3
+    assert len(_key_lookups(statements)) == 3
 
 
 # Each route reads or writes the tenant's data in PostgreSQL: the transaction that would do it refuses.

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
@@ -23,7 +21,7 @@ from orchestrator.projections import runner
 from orchestrator.services import RunService, SubmitRequest
 from orchestrator.settings import Settings
 from orchestrator.store.events import head_position
-from tests.conftest import System
+from tests.conftest import System, statements_run
 from tests.services import placeholder_params
 
 pytestmark = pytest.mark.usefixtures("system")
@@ -37,20 +35,6 @@ def idle(settings: Settings, engine: Engine, system: System) -> Iterator[tuple[T
     own = settings.model_copy(update={"queue_prefix": f"idle{uuid.uuid4().hex[:8]}", "lease_seconds": 3600.0})
     with TestClient(create_app(own, engine)) as client:
         yield client, RunService(engine, own)
-
-
-@contextmanager
-def counted(engine: Engine) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
 
 
 def _tenant_with(service: RunService, engine: Engine, runs: int) -> tuple[str, uuid.UUID, uuid.UUID]:
@@ -96,7 +80,7 @@ def test_statements_per_request_do_not_grow_with_the_rows(
         headers = {"Authorization": f"Bearer {make_key(tenant)}"}
         for name, route in ROUTES.items():
             method, path, body = route(tenant, run_id)
-            with counted(engine) as statements:
+            with statements_run(engine) as statements:
                 response = client.request(method, path, json=body, headers=headers)
             assert response.status_code == 200, (name, response.text)
             measured[name].append(len(statements))
