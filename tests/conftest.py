@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -193,6 +193,27 @@ def statements_run(engine: Engine) -> Iterator[list[str]]:
         yield statements
     finally:
         sa.event.remove(engine, "before_cursor_execute", record)
+
+
+@contextmanager
+def thread_hops() -> Iterator[list[str]]:
+    """The name of every function handed to a worker thread while the block runs (what Starlette's and
+    FastAPI's `run_in_threadpool` and anyio's `to_thread` send there), however the app was called."""
+    import anyio.to_thread
+
+    hops: list[str] = []
+    original = anyio.to_thread.run_sync
+
+    async def counted(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        called = getattr(func, "func", func)  # run_in_threadpool hands over a functools.partial
+        hops.append(getattr(called, "__qualname__", None) or repr(called))
+        return await original(func, *args, **kwargs)
+
+    anyio.to_thread.run_sync = counted  # type: ignore[assignment]
+    try:
+        yield hops
+    finally:
+        anyio.to_thread.run_sync = original
 
 
 @pytest.fixture()

@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Response
+from fastapi import Header, Response
 from fastapi.concurrency import run_in_threadpool
 
 from orchestrator.api.deps import EngineDep, PrincipalDep, ServiceDep
 from orchestrator.api.errors import RESPONSES, responses
+from orchestrator.api.routing import api_router
 from orchestrator.api.views import run_view
 from orchestrator.domain.errors import DomainError
 from orchestrator.readmodel.runs import RunFilters, as_written, cancelable
@@ -28,7 +29,7 @@ from schemas.api import (
 )
 from schemas.runs import RunStatus
 
-router = APIRouter(prefix="/v1/runs", tags=["runs"])
+router = api_router(prefix="/v1/runs", tags=["runs"])
 
 _RETRY_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": RunView, "description": "A retry with the same `Idempotency-Key`: the run it created"},

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from orchestrator.api.deps import PrincipalDep, ServiceDep, SettingsDep
 from orchestrator.api.errors import responses
 from orchestrator.api.records import datasets
+from orchestrator.api.routing import api_router
 from orchestrator.api.views import run_view
 from orchestrator.readmodel.runs import as_written
 from orchestrator.services import InvalidRequest, SubmitRequest
@@ -23,7 +24,7 @@ from schemas.api import RunView
 from schemas.corpus_jobs import JOB_TYPE_KINDS, CorpusJobCreate, CorpusQuery, QueryHit, QueryResult
 from schemas.records import CorpusView
 
-router = APIRouter(prefix="/v1/corpora", tags=["records"])
+router = api_router(prefix="/v1/corpora", tags=["records"])
 
 CorpusKey = Path(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:-]+$")
 

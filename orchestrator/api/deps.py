@@ -39,17 +39,19 @@ class Principal:
         return f"key:{self.key_prefix}"
 
 
-def get_settings(request: Request) -> Settings:
+# Coroutines, though they only read app.state: FastAPI runs a plain `def` dependency in the thread pool, a
+# thread hop per dependency per request.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_service(request: Request) -> RunService:
+async def get_service(request: Request) -> RunService:
     service: RunService = request.app.state.service
     return service
 

@@ -7,7 +7,7 @@ import re
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -18,6 +18,7 @@ from orchestrator.api.dataset_runs import dataset_submission
 from orchestrator.api.deps import EngineDep, PrincipalDep, ServiceDep, SettingsDep
 from orchestrator.api.errors import NotFound, responses
 from orchestrator.api.guards import UploadTooLarge
+from orchestrator.api.routing import api_router
 from orchestrator.api.views import run_view
 from orchestrator.datasets.published import ALL_TASKS, FEATURE_ID, KIND
 from orchestrator.readmodel.runs import as_written
@@ -36,7 +37,7 @@ from schemas.features import (
 from schemas.tasks import ContextError, resolve_context
 
 PATH = "/v1/features"
-router = APIRouter(prefix=PATH, tags=["features"])
+router = api_router(prefix=PATH, tags=["features"])
 
 _UPLOAD_SCHEMA = {
     "type": "object",

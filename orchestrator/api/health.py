@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from orchestrator.api.deps import EngineDep, SettingsDep
+from orchestrator.api.routing import api_router
 from orchestrator.api.shared_limits import redis_client
 from schemas.api import CheckStatus, Health, Readiness
 
-router = APIRouter(tags=["health"])
+router = api_router(tags=["health"])
 
 
 @router.get("/healthz", response_model=Health)

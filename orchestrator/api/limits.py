@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from orchestrator.api.deps import EngineDep, PrincipalDep, SettingsDep
 from orchestrator.api.errors import responses
+from orchestrator.api.routing import api_router
 from orchestrator.readmodel.limits import limits_view
 from orchestrator.store import limits
 from schemas.limits import LimitsUpdate, LimitsView
 
-router = APIRouter(prefix="/v1/limits", tags=["limits"])
+router = api_router(prefix="/v1/limits", tags=["limits"])
 
 
 @router.get("", response_model=LimitsView, responses=responses(401, 429, 503))

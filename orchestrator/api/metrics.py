@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import hmac
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from orchestrator.api.deps import Unauthenticated
+from orchestrator.api.routing import api_router
 from orchestrator.metrics.collector import GaugeCollector, LogCollector
 from orchestrator.projections.runner import PROJECTIONS
 from orchestrator.settings import Settings
 
-router = APIRouter(include_in_schema=False)
+router = api_router(include_in_schema=False)
 
 
 def install(app: FastAPI) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from orchestrator.api import cursor
 from orchestrator.api.deps import PrincipalDep, SettingsDep
 from orchestrator.api.errors import responses, validation_items
+from orchestrator.api.routing import api_router
 from orchestrator.services import InvalidRequest
 from orchestrator.text_records import CorpusExists, TextRecords
 from schemas.api import NO_NUL
@@ -33,7 +34,7 @@ from schemas.records import (
 
 NDJSON = "application/x-ndjson"
 
-router = APIRouter(tags=["records"])
+router = api_router(tags=["records"])
 
 
 def _batch_schema() -> dict[str, Any]:

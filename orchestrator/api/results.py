@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from orchestrator.api.deps import EngineDep, PrincipalDep, SettingsDep
 from orchestrator.api.errors import NotFound, responses
+from orchestrator.api.routing import api_router
 from orchestrator.datasets.published import KIND
 from orchestrator.readmodel.runs import get_run
 from orchestrator.storage import Storage, StorageRefused, bucket_name
 from schemas.runs import RunStatus
 
-router = APIRouter(prefix="/v1/task-runs", tags=["features"])
+router = api_router(prefix="/v1/task-runs", tags=["features"])
 
 
 def _result_url(engine: EngineDep, storage: Storage, tenant_id: str, run_id: UUID) -> str:

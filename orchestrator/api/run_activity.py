@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from orchestrator.api.deps import EngineDep, PrincipalDep
 from orchestrator.api.errors import responses
+from orchestrator.api.routing import api_router
 from orchestrator.readmodel import activity
 from schemas.api import MAX_ACTIVITY_MINUTES, ActivityMinute, RunActivity
 
-router = APIRouter(tags=["runs"])
+router = api_router(tags=["runs"])
 
 
 @router.get("/v1/runs:activity", response_model=RunActivity, responses=responses(401, 422, 429, 503))

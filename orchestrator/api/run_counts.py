@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from orchestrator.api.deps import EngineDep, PrincipalDep
 from orchestrator.api.errors import responses
+from orchestrator.api.routing import api_router
 from orchestrator.projections import counts
 from schemas.api import NO_NUL, RunCounts
 from schemas.runs import RunStatus
 
-router = APIRouter(tags=["runs"])
+router = api_router(tags=["runs"])
 
 
 @router.get("/v1/runs:counts", response_model=RunCounts, responses=responses(401, 422, 429, 503))

@@ -6,12 +6,13 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
 from orchestrator.api import cursor
 from orchestrator.api.deps import EngineDep, PrincipalDep, ServiceDep, SettingsDep
 from orchestrator.api.errors import RESPONSES, responses
+from orchestrator.api.routing import api_router
 from orchestrator.api.views import event_view, run_view
 from orchestrator.readmodel.paging import decode_position, encode_position, position_of
 from orchestrator.readmodel.runs import (
@@ -34,7 +35,7 @@ from schemas.api import (
 )
 from schemas.runs import RunStatus
 
-router = APIRouter(prefix="/v1/runs", tags=["runs"])
+router = api_router(prefix="/v1/runs", tags=["runs"])
 
 _RUN_ERRORS = responses(401, 404, 422, 429, 503)
 _SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -7,10 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from orchestrator.api.deps import EngineDep, PrincipalDep
 from orchestrator.api.errors import NotFound, responses
+from orchestrator.api.routing import api_router
 from orchestrator.cron import cron_problem
 from orchestrator.services import InvalidRequest, validate_params
 from orchestrator.store import schedules
@@ -21,7 +22,7 @@ from schemas.schedules import (
     ScheduleView,
 )
 
-router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
+router = api_router(prefix="/v1/schedules", tags=["schedules"])
 
 
 def schedule_view(record: schedules.ScheduleRecord) -> ScheduleView:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Request
+from fastapi import Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import Engine
@@ -17,11 +17,12 @@ from starlette.types import Receive, Scope, Send
 from orchestrator.api import sse
 from orchestrator.api.deps import EngineDep, PrincipalDep
 from orchestrator.api.errors import RESPONSES, responses
+from orchestrator.api.routing import api_router
 from orchestrator.services import RunNotFound
 from orchestrator.settings import Settings
 from orchestrator.store.events import RecordedEvent
 
-router = APIRouter(prefix="/v1/runs", tags=["runs"])
+router = api_router(prefix="/v1/runs", tags=["runs"])
 
 STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {

@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from orchestrator.api.deps import EngineDep, PrincipalDep, SettingsDep
 from orchestrator.api.errors import NotFound, responses
+from orchestrator.api.routing import api_router
 from orchestrator.services import InvalidRequest
 from orchestrator.settings import Settings
 from orchestrator.store import workflows
@@ -27,7 +28,7 @@ from schemas.workflows import (
     WorkflowView,
 )
 
-router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
+router = api_router(prefix="/v1/workflows", tags=["workflows"])
 
 
 def _deployment_checks(document: WorkflowDocument, settings: Settings) -> None:

@@ -21,13 +21,16 @@ from orchestrator.projections import runner
 from orchestrator.services import RunService, SubmitRequest
 from orchestrator.settings import Settings
 from orchestrator.store.events import head_position
-from tests.conftest import System, statements_run
+from tests.conftest import System, statements_run, thread_hops
 from tests.services import placeholder_params
 
 pytestmark = pytest.mark.usefixtures("system")
 
 # Per request, whatever it returns: the key lookup, the tenant scope and the route's own queries.
 MAX_STATEMENTS = 8  # measured: 4 to 6
+# Per request: the key's check (cache, rate-limit token) and the route's reads. Each hop to a worker thread
+# costs CPU and a wait for the GIL; a plain `def` dependency or endpoint validation would add one each.
+MAX_THREAD_HOPS = 2
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +83,11 @@ def test_statements_per_request_do_not_grow_with_the_rows(
         headers = {"Authorization": f"Bearer {make_key(tenant)}"}
         for name, route in ROUTES.items():
             method, path, body = route(tenant, run_id)
-            with statements_run(engine) as statements:
+            with statements_run(engine) as statements, thread_hops() as hops:
                 response = client.request(method, path, json=body, headers=headers)
             assert response.status_code == 200, (name, response.text)
             measured[name].append(len(statements))
+            assert len(hops) <= MAX_THREAD_HOPS, f"{name}: {len(hops)} thread hops per request: {hops}"
     for name, (few, many) in measured.items():
         assert few == many, f"{name}: {few} statements for a few runs, {many} for many (N+1)"
         assert many <= MAX_STATEMENTS, f"{name}: {many} statements per request"

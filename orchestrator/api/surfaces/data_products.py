@@ -14,13 +14,14 @@ from functools import cache
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from orchestrator.api.dataset_runs import dataset_submission
 from orchestrator.api.deps import EngineDep, PrincipalDep, ServiceDep
 from orchestrator.api.errors import RESPONSES, responses
+from orchestrator.api.routing import api_router
 from orchestrator.api.stream import STREAM_RESPONSES, run_event_response
 from orchestrator.api.workflow_runs import KIND as WORKFLOW_KIND
 from orchestrator.api.workflow_runs import workflow_submission
@@ -47,7 +48,7 @@ from schemas.surfaces_data_products import (
 )
 from schemas.tasks import ContextError, resolve_context
 
-router = APIRouter(prefix="/api/v1/data-products", tags=["data-products"])
+router = api_router(prefix="/api/v1/data-products", tags=["data-products"])
 
 _ERRORS = responses(401, 404, 422, 429, 503)
 _LIST_ERRORS = responses(401, 422, 429, 503)

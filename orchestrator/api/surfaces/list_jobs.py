@@ -27,10 +27,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
@@ -38,6 +37,7 @@ from starlette.exceptions import HTTPException
 from orchestrator.api import cursor
 from orchestrator.api.deps import EngineDep, PrincipalDep, RateLimited, SettingsDep, Unauthenticated
 from orchestrator.api.errors import RESPONSES, RETRY_AFTER
+from orchestrator.api.routing import OneHopRoute, api_router
 from orchestrator.projections.runs import RunRecord
 from orchestrator.readmodel.paging import Position, decode_position, encode_position, position_of
 from orchestrator.readmodel.surfaces import JobFilters, list_jobs
@@ -102,7 +102,7 @@ def _error_response(error: ListJobsError) -> JSONResponse:
     return JSONResponse(content, status_code=error.status_code, headers=headers)
 
 
-class ListJobsRoute(APIRoute):
+class ListJobsRoute(OneHopRoute):
     """Turns this surface's errors into its own body before the app's global handlers see them."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -132,7 +132,7 @@ class ListJobsRoute(APIRoute):
         return guarded
 
 
-router = APIRouter(prefix="/v1/list-jobs", tags=["list-jobs"], route_class=ListJobsRoute)
+router = api_router(prefix="/v1/list-jobs", tags=["list-jobs"], route_class=ListJobsRoute)
 
 # The route's own errors are in this surface's shape. The request guard answers before the route, in the
 # canonical shape: 413 for a body over the size limit, 422 for JSON nested too deep (never a field error,

@@ -21,10 +21,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from orchestrator.api.deps import EngineDep, PrincipalDep
 from orchestrator.api.errors import responses
+from orchestrator.api.routing import api_router
 from orchestrator.projections.runs import RunRecord
 from orchestrator.readmodel.surfaces import TaskRunRow, task_runs
 from schemas.runs import RunStatus
@@ -46,7 +47,7 @@ CANCELED_MESSAGE = "canceled"
 # Offsets past any real list; the bound keeps a huge `index` a 422 instead of a database error.
 MAX_INDEX = 2**31 - 1
 
-router = APIRouter(prefix="/api/v1/task-runs", tags=["task-runs"])
+router = api_router(prefix="/api/v1/task-runs", tags=["task-runs"])
 
 _ERRORS = responses(401, 422, 429, 503)
 

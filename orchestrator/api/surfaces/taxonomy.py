@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import Header, Query, Request, Response
 
 from orchestrator.api.deps import EngineDep, Principal, PrincipalDep, ServiceDep
 from orchestrator.api.errors import RESPONSES, responses
+from orchestrator.api.routing import api_router
 from orchestrator.projections.runs import RunRecord
 from orchestrator.readmodel.runs import as_written, get_run
 from orchestrator.readmodel.surfaces import taxonomy_runs
@@ -26,7 +27,7 @@ from schemas.surfaces_taxonomy import TaxonomyRun, TaxonomyRunCreate, TaxonomyRu
 
 KIND = "taxonomy_build"
 
-router = APIRouter(prefix="/v1/taxonomy/runs", tags=["taxonomy"])
+router = api_router(prefix="/v1/taxonomy/runs", tags=["taxonomy"])
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {**RESPONSES[404], "description": "Tenant not open to this key (body of a missing run)"}

@@ -9,16 +9,17 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 
 from orchestrator.api import cursor
 from orchestrator.api.deps import EngineDep, PrincipalDep, SettingsDep
+from orchestrator.api.routing import api_router
 from orchestrator.api.surfaces.taxonomy import LIST_ERRORS, find_taxonomy_run
 from orchestrator.text_records import TextRecords
 from schemas.api import NO_NUL
 from schemas.taxonomy import AssignmentPage, NodeList
 
-router = APIRouter(prefix="/v1/taxonomy/runs", tags=["taxonomy"])
+router = api_router(prefix="/v1/taxonomy/runs", tags=["taxonomy"])
 
 TenantQuery = Annotated[str, Query(min_length=1, max_length=255, pattern=NO_NUL)]
 
