@@ -176,6 +176,8 @@ def test_a_fully_recorded_run_has_every_field_of_the_document(
     assert listed["total"] == 1
     assert_shape(listed["items"][0], "runSummary", nullable=set())
     assert {k: detail[k] for k in OBJECTS["runSummary"]} == listed["items"][0]
+    tree = client.get(f"{RUNS}/{run_id}/tree", headers=auth).json()["items"]
+    assert [item for item in tree if item["id"] == str(run_id)] == listed["items"]
 
 
 def test_create_fills_defaults_visible_on_get(client: TestClient, auth: dict[str, str]) -> None:
@@ -400,3 +402,24 @@ def test_a_workflow_run_fills_the_workflow_fields(
         (2, "wait", "join"),
     ]
     assert detail["observability"]["usage"]["inputTokens"] == 8 and detail["outcome"]["rowCount"] == 2
+
+
+def test_an_attribute_of_another_shape_reads_as_null_in_lists_and_trees(
+    client: TestClient, idle_service: RunService, engine: Engine, auth: dict[str, str], tenant: str
+) -> None:
+    """Attributes are shared by every surface and job: one this surface cannot read is unknown (null), and
+    the rest of the run, and of the page, is still shown."""
+    attributes = {
+        "task_id": "not-a-uuid",
+        "workflow_document_version": {"major": 3},
+        "task_display_name": "Shown",
+        "thread_id": str(uuid.uuid4()),
+    }
+    run = idle_service.submit(SubmitRequest(tenant_id=tenant, kind="sleep", attributes=attributes))
+    settle(engine, run.position)
+    listed = client.get(RUNS, params={"thread_id": attributes["thread_id"]}, headers=auth).json()["items"]
+    tree = client.get(f"{RUNS}/{run.run_id}/tree", headers=auth).json()["items"]
+    for item in (listed[0], tree[0]):
+        assert item["taskId"] is None and item["workflowDocumentVersion"] is None
+        assert item["taskDisplayName"] == "Shown" and item["originThreadId"] == attributes["thread_id"]
+    assert listed == tree

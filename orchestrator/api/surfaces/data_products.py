@@ -30,7 +30,7 @@ from orchestrator.datasets.published import KIND as DATASET_KIND
 from orchestrator.projections.runs import RunRecord
 from orchestrator.projections.steps import StepRecord
 from orchestrator.readmodel.runs import RunFilters
-from orchestrator.readmodel.tree import page_runs, run_tree, run_with_steps, with_steps
+from orchestrator.readmodel.tree import RunOutline, page_runs, run_tree, run_with_steps, with_steps
 from orchestrator.services import InvalidRequest, Outcome, RunNotFound, SubmitRequest
 from schemas.api import NO_NUL
 from schemas.runs import RunStatus
@@ -72,6 +72,8 @@ def _adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
 def _recorded(model: type[BaseModel], name: str, value: Any) -> Any:
     """`value` as the type of `model.name`, or null. Attributes and results are shared by every surface and
     by every job, so a value of another shape reads as unknown instead of failing the whole page."""
+    if value is None:  # most attributes are not recorded: every field they fill is optional
+        return None
     try:
         return _adapter(model, name).validate_python(value)
     except ValidationError:
@@ -94,6 +96,8 @@ _SUMMARY_ATTRIBUTES = {
     "workflowDocumentVersionLabel": "workflow_document_version_label",
     "workspaceId": "workspace_id",
 }
+_SUMMARY_KEYS = tuple(_SUMMARY_ATTRIBUTES.values())
+_SUMMARY_FIELD_OF = {key: name for name, key in _SUMMARY_ATTRIBUTES.items()}
 _OBSERVABILITY_ATTRIBUTES = {
     "loadedSkillSlugs": "loaded_skill_slugs",
     "modelId": "model_id",
@@ -126,17 +130,16 @@ _STEP_COLUMNS = {
 }
 
 
-def _summary_fields(run: RunRecord) -> dict[str, Any]:
-    attrs = run.attributes
-    fields = {name: _recorded(RunSummary, name, attrs.get(key)) for name, key in _SUMMARY_ATTRIBUTES.items()}
-    outcome = run.result.get("outcome") if run.result is not None else None
-    row = run.as_row()
-    fields.update({name: row[column] for name, column in _SUMMARY_COLUMNS.items()})
-    fields["outcome"] = _recorded(RunSummary, "outcome", outcome)
+def _summary_fields(run: RunOutline) -> dict[str, Any]:
+    fields: dict[str, Any] = dict.fromkeys(_SUMMARY_ATTRIBUTES)
+    for key, value in run.attributes.items():  # only the recorded ones: most runs have none of them
+        fields[_SUMMARY_FIELD_OF[key]] = _recorded(RunSummary, _SUMMARY_FIELD_OF[key], value)
+    fields.update({name: getattr(run, column) for name, column in _SUMMARY_COLUMNS.items()})
+    fields["outcome"] = _recorded(RunSummary, "outcome", run.outcome)
     return fields
 
 
-def summary_view(run: RunRecord) -> RunSummary:
+def summary_view(run: RunOutline) -> RunSummary:
     return RunSummary(**_summary_fields(run))
 
 
@@ -151,7 +154,7 @@ def detail_view(run: RunRecord, steps: Sequence[StepRecord]) -> RunDetail:
     context = attrs.get("context")
     recorded = {k: _recorded(Observability, k, attrs.get(a)) for k, a in _OBSERVABILITY_ATTRIBUTES.items()}
     return RunDetail(
-        **_summary_fields(run),
+        **_summary_fields(RunOutline.of(run, _SUMMARY_KEYS)),
         # Runs submitted on another surface have no context: their params are what the job received.
         context=context if isinstance(context, dict) else dict(run.params),
         error=run.error,
@@ -208,7 +211,7 @@ def list_runs(
         root_only=root_only,
     )
     with engine.connect() as conn:
-        found, total = page_runs(conn, principal.tenant_id, filters, limit, offset)
+        found, total = page_runs(conn, principal.tenant_id, filters, limit, offset, _SUMMARY_KEYS)
     return RunList(items=[summary_view(r) for r in found], total=total)
 
 
@@ -328,7 +331,7 @@ async def stream_run_events(
 def get_run_tree(run_id: UUID, principal: PrincipalDep, engine: EngineDep) -> RunTree:
     """Every run of the tree containing this one: the root first, then depth-first by creation."""
     with engine.connect() as conn:
-        members = run_tree(conn, principal.tenant_id, run_id)
+        members = run_tree(conn, principal.tenant_id, run_id, _SUMMARY_KEYS)
     if members is None:
         raise RunNotFound(str(run_id))
     return RunTree(items=[summary_view(r) for r in members])
