@@ -161,6 +161,18 @@ def engine(settings: Settings) -> Iterator[Engine]:
     engine.dispose()
 
 
+@pytest.fixture(scope="module")
+def idle_client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    """The API on a queue of its own that no worker consumes, so the runs it submits stay pending."""
+    from fastapi.testclient import TestClient
+
+    from orchestrator.api.app import create_app
+
+    idle = settings.model_copy(update={"queue_prefix": f"idle{uuid.uuid4().hex[:8]}"})
+    with TestClient(create_app(idle, engine)) as client:
+        yield client
+
+
 @pytest.fixture(scope="session")
 def service(engine: Engine, settings: Settings) -> RunService:
     from orchestrator.services import RunService

@@ -5,30 +5,20 @@ from __future__ import annotations
 import base64
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from orchestrator.api.app import create_app
 from orchestrator.domain.commands import StartAttempt, Succeed
 from orchestrator.projections import runner
 from orchestrator.services import RunService
 from orchestrator.settings import Settings
 from orchestrator.store import keys
 from orchestrator.store.events import head_position
-from tests.conftest import System
 
 pytestmark = pytest.mark.usefixtures("system")
-
-
-@pytest.fixture(scope="module")
-def idle_client(settings: Settings, engine: Engine, system: System) -> Iterator[TestClient]:
-    """Submits to a queue no worker consumes, so its runs stay pending."""
-    idle = settings.model_copy(update={"queue_prefix": f"idle{uuid.uuid4().hex[:8]}"})
-    with TestClient(create_app(idle, engine)) as client:
-        yield client
 
 
 def settle(engine: Engine) -> None:

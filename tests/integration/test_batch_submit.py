@@ -4,7 +4,6 @@ and every run executed by the real worker like one submitted alone."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,20 +11,10 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from orchestrator.api.app import create_app
-from orchestrator.settings import Settings
 from orchestrator.store.schema import events, outbox
 from tests.services import wait_until
 
 pytestmark = pytest.mark.usefixtures("system")
-
-
-@pytest.fixture(scope="module")
-def idle_client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
-    """Submits to a queue no worker consumes, so its runs stay pending."""
-    idle = settings.model_copy(update={"queue_prefix": f"idle{uuid.uuid4().hex[:8]}"})
-    with TestClient(create_app(idle, engine)) as client:
-        yield client
 
 
 def _batch(client: TestClient, auth: dict[str, str], runs: list[dict[str, Any]]) -> Any:

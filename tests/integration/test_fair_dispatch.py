@@ -4,7 +4,7 @@ relay and worker. Each tenant is a new one, so limits set here touch no other te
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -14,20 +14,11 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from orchestrator.api.app import create_app
 from orchestrator.settings import Settings
 from orchestrator.store.schema import events, outbox
 from tests.services import wait_until
 
 pytestmark = pytest.mark.usefixtures("system")
-
-
-@pytest.fixture(scope="module")
-def idle_client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
-    """Submits to a queue no worker consumes: a backlog that costs the session's worker nothing."""
-    idle = settings.model_copy(update={"queue_prefix": f"idle{uuid.uuid4().hex[:8]}"})
-    with TestClient(create_app(idle, engine)) as client:
-        yield client
 
 
 def _auth(make_key: Callable[[str], str]) -> tuple[str, dict[str, str]]:

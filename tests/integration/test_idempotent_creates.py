@@ -4,7 +4,7 @@ key with another body is a 409, and the log holds one run either way."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,8 +12,6 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from orchestrator.api.app import create_app
-from orchestrator.settings import Settings
 from orchestrator.store.schema import events
 
 # route -> (path, body for a tenant, the same body changed, status of the first answer)
@@ -38,14 +36,6 @@ ROUTES: dict[str, Route] = {
         201,
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def idle_client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
-    """A queue nobody consumes: the runs stay pending while the test looks at them."""
-    own = settings.model_copy(update={"queue_prefix": f"idem{uuid.uuid4().hex[:8]}"})
-    with TestClient(create_app(own, engine)) as client:
-        yield client
 
 
 def _created_runs(engine: Engine, tenant: str) -> int:

@@ -3,8 +3,7 @@ every kind of route: the check rides in each transaction's tenant-scoping statem
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,20 +11,11 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from orchestrator.api.app import create_app
-from orchestrator.settings import Settings
 from orchestrator.store import keys
 from orchestrator.store.schema import events
-from tests.conftest import System, statements_run
+from tests.conftest import statements_run
 
 pytestmark = pytest.mark.usefixtures("system")
-
-
-@pytest.fixture(scope="module")
-def idle_client(settings: Settings, engine: Engine, system: System) -> Iterator[TestClient]:
-    idle = settings.model_copy(update={"queue_prefix": f"idle{uuid.uuid4().hex[:8]}"})
-    with TestClient(create_app(idle, engine)) as client:
-        yield client
 
 
 def _key_lookups(statements: list[str]) -> list[str]:
