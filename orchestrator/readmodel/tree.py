@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
@@ -62,8 +63,10 @@ class RunOutline:
         )
 
 
-def _outline_columns(attribute_keys: Sequence[str]) -> list[sa.ColumnElement[Any]]:
-    """`RunOutline`'s fields, in its order."""
+@cache
+def _outline_columns(attribute_keys: tuple[str, ...]) -> list[sa.ColumnElement[Any]]:
+    """`RunOutline`'s fields, in its order; built once per set of keys (a surface asks for one), not per
+    request."""
     asked = [part for key in attribute_keys for part in (sa.literal(key), runs.c.attributes[key])]
     return [
         runs.c.id,
@@ -79,7 +82,7 @@ def _outline_columns(attribute_keys: Sequence[str]) -> list[sa.ColumnElement[Any
     ]
 
 
-def _outlines(conn: Connection, query: sa.Select[Any], attribute_keys: Sequence[str]) -> list[RunOutline]:
+def _outlines(conn: Connection, query: sa.Select[Any], attribute_keys: tuple[str, ...]) -> list[RunOutline]:
     """The runs `query` selects (a `select(runs)` with its conditions and order) as outlines."""
     rows = conn.execute(query.with_only_columns(*_outline_columns(attribute_keys))).all()
     # Unpacked in the columns' order: a row's mapping costs more than the rest of its outline.
@@ -97,7 +100,7 @@ def page_runs(
     filters: RunFilters,
     limit: int,
     offset: int,
-    attribute_keys: Sequence[str] = (),
+    attribute_keys: tuple[str, ...] = (),
 ) -> tuple[list[RunOutline], int]:
     """One page, newest first, and the number of runs matching the filters.
 
@@ -111,7 +114,7 @@ def page_runs(
 
 
 def run_tree(
-    conn: Connection, tenant_id: str, run_id: UUID, attribute_keys: Sequence[str] = ()
+    conn: Connection, tenant_id: str, run_id: UUID, attribute_keys: tuple[str, ...] = ()
 ) -> list[RunOutline] | None:
     """Every run sharing `run_id`'s root, root first, depth-first; None when the run is not the tenant's."""
     found = _outlines(
